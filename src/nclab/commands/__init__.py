@@ -1,0 +1,1 @@
+"""One module per ``nclab`` subcommand (see :mod:`nclab.cli`)."""
