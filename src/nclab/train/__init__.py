@@ -1,0 +1,1 @@
+"""Training engine: config schema, loop, evaluation, NC tracking, checkpoints, DDP."""
