@@ -3,5 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-.venv/bin/python -m ruff check src tests bench scripts
+.venv/bin/python -m ruff check .
 .venv/bin/python -m pytest -m "slow or not slow" -q --doctest-modules src tests "$@"
