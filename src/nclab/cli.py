@@ -18,6 +18,7 @@ from nclab.errors import NclabError
 
 #: subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "measure": ("nclab.commands.measure", "neural-collapse metrics of a saved feature file"),
 }
 
 

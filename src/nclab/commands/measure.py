@@ -1,0 +1,133 @@
+"""Neural-collapse metrics of a saved feature file.
+
+FILE is .npz or .pt holding `features` (N x d), `labels` (N) and optionally `weights` (K x d),
+`bias` (K) and `counts` (K, training counts for the many/medium/few groups).
+
+Examples:
+  nclab measure feats.npz
+  nclab measure feats.pt --center balanced --json > nc.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from nclab.errors import DataError
+
+REQUIRED = ("features", "labels")
+OPTIONAL = ("weights", "bias")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", help=".npz or .pt file with features, labels [, weights, bias, counts]")
+    p.add_argument("--center", choices=["weighted", "balanced"], default="weighted", help="global mean")
+    p.add_argument("--counts-key", default="counts", help="key of the training counts (default: counts)")
+    p.add_argument("--allow-missing", action="store_true", help="measure even if a class has no sample")
+    p.add_argument("--json", action="store_true", help="print the full result as JSON (only that on stdout)")
+
+
+def load_feature_file(path: str | Path) -> dict[str, Any]:
+    """Read a .npz or .pt feature file into a dict of tensors (numpy arrays accepted here only)."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"cannot read {str(p)!r}: no such file")
+    try:
+        if p.suffix == ".npz":
+            with np.load(p, allow_pickle=False) as z:
+                raw = {k: z[k] for k in z.files}
+        elif p.suffix in (".pt", ".pth"):
+            raw = torch.load(p, map_location="cpu", weights_only=True)
+        else:
+            raise DataError(f"{str(p)!r}: unknown format {p.suffix!r}; use .npz or .pt")
+    except DataError:
+        raise
+    except Exception as err:  # zip/pickle errors: the file is unreadable
+        raise DataError(f"cannot read {str(p)!r}: {type(err).__name__}: {err}") from None
+    if not isinstance(raw, dict):
+        raise DataError(f"{str(p)!r} must hold a dict of arrays, got {type(raw).__name__}")
+    missing = [k for k in REQUIRED if k not in raw]
+    if missing:
+        raise DataError(
+            f"{str(p)!r} lacks key(s) {', '.join(missing)}; it has: {', '.join(sorted(raw)) or 'none'}"
+        )
+    return {
+        k: torch.as_tensor(np.asarray(v)) if not isinstance(v, torch.Tensor) else v for k, v in raw.items()
+    }
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return "nan" if math.isnan(v) else f"{v:.4g}"
+    return str(v)
+
+
+def print_table(res: dict[str, Any]) -> None:
+    """A readable summary of a ``measure`` result."""
+    print(
+        f"classes {res['num_classes']} (present {res['num_present']})  dim {res['dim']}  "
+        f"samples {res['num_samples']}  center {res['center']}  rank(Sigma_B) {res['rank_sigma_b']}"
+    )
+    keys = [
+        "nc1",
+        "nc1_weighted_sb",
+        "nc1_cdnv",
+        "nc2_equinorm",
+        "nc2_equiangle",
+        "nc2_maxangle",
+        "nc2_etf",
+        "nc3",
+        "nc3_zhu",
+        "nc4",
+        "nc4_bias",
+    ]
+    width = max(map(len, keys))
+    for k in keys:
+        print(f"  {k:<{width}}  {_fmt(res[k])}")
+    print("\n  group    classes  nc1      align_cos  w_cos    mean_cos  w_norm_rel")
+    for g, v in res["groups"].items():
+        print(
+            f"  {g:<8} {v['num_classes']:>7}  {_fmt(v['nc1']):<8} {_fmt(v['align_cos']):<10} "
+            f"{_fmt(v['w_cos']):<8} {_fmt(v['mean_cos']):<9} {_fmt(v['w_norm_rel'])}"
+        )
+    if res.get("align"):
+        a = res["align"]
+        print(
+            f"\n  space alignment: mean principal angle {_fmt(a['principal_angle_mean_deg'])} deg, "
+            f"error-exponent ratio min {_fmt(a['ee_ratio_min'])} mean {_fmt(a['ee_ratio_mean'])}, "
+            f"few min {_fmt(a['ee_ratio_few_min'])}"
+        )
+
+
+def run(args: argparse.Namespace) -> int:
+    from nclab.metrics import measure
+
+    data = load_feature_file(args.file)
+    counts = data.get(args.counts_key)
+    if args.counts_key != "counts" and counts is None:
+        raise DataError(f"{args.file!r} has no key {args.counts_key!r}")
+    feats = data["features"]
+    if feats.is_floating_point() and feats.dtype not in (torch.float32, torch.float64):
+        feats = feats.float()
+    res = measure(
+        feats,
+        data["labels"],
+        data.get("weights"),
+        data.get("bias"),
+        center=args.center,
+        counts=None if counts is None else counts.tolist(),
+        allow_missing=args.allow_missing,
+    )
+    if args.json:
+        print(json.dumps(res))
+    else:
+        print_table(res)
+    return 0

@@ -1,0 +1,103 @@
+"""The second pass over features: NC4 and per-class NC1, which need the class means first.
+
+It touches each feature once more and never re-runs the model: per batch, one product of the
+centred features with ``[P | W^T | M~^T]`` gives the Sigma_B-projected residuals (per-class NC1), the
+linear decisions and the nearest-class-centre decisions (NC4, Papyan et al., PNAS 2020).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from nclab.metrics.functional import Prepared, prepare
+from nclab.metrics.stats import FeatureStats
+from nclab.metrics.validation import check_classifier, check_features, check_labels
+
+
+class SecondPass:
+    """Accumulates nc4 and per-class nc1 over batches, given the first pass's statistics.
+
+    Args:
+        stats: the finished first-pass statistics.
+        weights: classifier rows (K, d) for nc4 (optional).
+        bias: classifier bias (K,) (optional).
+        center: as in :func:`~nclab.metrics.nc_metrics`.
+        allow_missing: as in :func:`~nclab.metrics.nc_metrics`.
+    """
+
+    def __init__(
+        self,
+        stats: FeatureStats,
+        weights: torch.Tensor | None = None,
+        bias: torch.Tensor | None = None,
+        *,
+        center: str = "weighted",
+        allow_missing: bool = False,
+    ):
+        check_classifier(weights, bias, stats.num_classes, stats.dim)
+        self.stats = stats
+        self.prep: Prepared = prepare(stats, center=center, allow_missing=allow_missing)
+        p = self.prep
+        k = stats.num_classes
+        self.num_classes = k
+        w = weights.detach().double().cpu() if weights is not None else None
+        self.has_w = w is not None
+        # decisions on centred features h' = h - mu_G: W h + b = W h' + (W mu_G + b)
+        self.offset = None
+        if w is not None:
+            self.offset = w @ p.mu_g + (bias.detach().double().cpu() if bias is not None else 0.0)
+        mc = p.means[p.present] - p.mu_g  # (K_p, d) present means, centred
+        self.mc_sq = (mc * mc).sum(1)  # (K_p,)
+        blocks = [p.proj]
+        if self.has_w:
+            blocks.append(w.T)
+        blocks.append(mc.T)
+        self.big = torch.cat(blocks, dim=1)  # (d, r + [K] + K_p), float64
+        self.r = p.proj.shape[1]
+        self.resid = torch.zeros(k, dtype=torch.float64)
+        self.mismatch = 0.0
+        self.seen = 0.0
+        self._cache: dict[torch.dtype, torch.Tensor] = {}
+
+    def _big(self, dtype: torch.dtype) -> torch.Tensor:
+        if dtype not in self._cache:
+            self._cache[dtype] = self.big.to(dtype)
+        return self._cache[dtype]
+
+    @torch.no_grad()
+    def update(self, features: torch.Tensor, labels: torch.Tensor) -> None:
+        """Add a batch (the same data, in any batching, as the first pass)."""
+        check_features(features)
+        y = check_labels(labels, features.shape[0], self.num_classes).cpu()
+        if features.shape[0] == 0:
+            return
+        p = self.prep
+        x64 = features.detach().cpu().double()
+        dt = features.dtype if features.dtype in (torch.float32, torch.float64) else torch.float32
+        means_y = torch.nan_to_num(p.means[y], nan=0.0)
+        resid = (x64 - means_y).to(dt)  # h - mu_y
+        xc = (x64 - p.mu_g).to(dt)  # h - mu_G
+        big = self._big(dt)
+        z = resid @ big[:, : self.r]  # (N, r)
+        self.resid += torch.bincount(y, weights=(z.double() ** 2).sum(1), minlength=self.num_classes)
+        if self.has_w:
+            k = self.num_classes
+            out = xc @ big[:, self.r :]  # (N, K + K_p)
+            logits = out[:, :k].double() + self.offset
+            pred = logits.argmax(1)
+            # ||h - mu_k||^2 = ||h'||^2 - 2 h'.m_k + ||m_k||^2; the ||h'||^2 term does not change argmin
+            dist = self.mc_sq - 2 * out[:, k:].double()
+            ncc = p.present[dist.argmin(1)]
+            self.mismatch += float((pred != ncc).sum())
+        self.seen += float(len(y))
+
+    def result(self) -> dict[str, Any]:
+        """``nc4`` (fraction, None without W) and ``per_class_nc1`` (list, None for classes with < 2)."""
+        c = self.stats.counts
+        per: list[float | None] = [
+            float(self.resid[i] / c[i]) if c[i] >= 2 else None for i in range(self.num_classes)
+        ]
+        nc4 = (self.mismatch / self.seen) if (self.has_w and self.seen) else None
+        return {"nc4": nc4, "per_class_nc1": per}

@@ -1,0 +1,139 @@
+"""Sufficient statistics of last-layer features, gathered in one pass and merged by summation.
+
+State (all float64, memory O(K d + d^2)):
+
+- ``counts``   (K,)   samples per class n_k
+- ``sums``     (K, d) per-class sums of h
+- ``sq_norms`` (K,)   per-class sums of ||h||^2
+- ``second``   (d, d) pooled raw second moment sum_i h_i h_i^T
+
+These raw moments are additive, so batches, data loaders and DDP ranks merge by plain summation
+(torchmetrics' ``dist_reduce_fx="sum"``). The heavy per-batch product runs in the input dtype on
+*batch-centred* data, as in the pairwise update of Chan, Golub and LeVeque (1979/1983): within a batch
+each feature is centred on its class's batch mean m_kb, and
+
+    sum_i h_i h_i^T = sum_i (h_i - m_{y_i b})(h_i - m_{y_i b})^T + sum_k n_kb m_kb m_kb^T,
+
+where the first term is one (N x d)^T (N x d) product in the input dtype (float32 keeps float32 speed
+without catastrophic cancellation: the centred values are of the order of the within-class spread) and
+the second is added in float64. The per-class squared norms are split the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from nclab.errors import ShapeError
+from nclab.metrics.validation import check_features, check_labels
+
+_STATES = ("counts", "sums", "sq_norms", "second")
+
+
+class FeatureStats:
+    """One-pass, mergeable per-class feature statistics.
+
+    Args:
+        num_classes: K.
+        dim: feature dimension d.
+        device: where the float64 state lives (default CPU).
+
+    Example:
+        >>> import torch
+        >>> st = FeatureStats(2, 3)
+        >>> st.update(torch.randn(8, 3), torch.tensor([0, 1] * 4))
+        >>> st.counts.tolist()
+        [4.0, 4.0]
+    """
+
+    def __init__(self, num_classes: int, dim: int, *, device: torch.device | str | None = None):
+        if num_classes < 1 or dim < 1:
+            raise ShapeError(f"num_classes and dim must be >= 1, got {num_classes} and {dim}")
+        self.num_classes = int(num_classes)
+        self.dim = int(dim)
+        kw: dict[str, Any] = {"dtype": torch.float64, "device": device}
+        self.counts = torch.zeros(num_classes, **kw)
+        self.sums = torch.zeros(num_classes, dim, **kw)
+        self.sq_norms = torch.zeros(num_classes, **kw)
+        self.second = torch.zeros(dim, dim, **kw)
+
+    # -- accumulation ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def update(self, features: torch.Tensor, labels: torch.Tensor) -> None:
+        """Add a batch: ``features`` (N, d) floating, ``labels`` (N,) integers in [0, K)."""
+        check_features(features)
+        if features.shape[1] != self.dim:
+            raise ShapeError(f"features have dimension {features.shape[1]}, statistics expect {self.dim}")
+        y = check_labels(labels, features.shape[0], self.num_classes).to(self.counts.device)
+        if features.shape[0] == 0:
+            return
+        x = features.detach().to(self.counts.device)
+        x64 = x.double()
+        n_b = torch.bincount(y, minlength=self.num_classes).double()  # (K,)
+        sums_b = torch.zeros_like(self.sums).index_add_(0, y, x64)  # (K, d)
+        present = n_b > 0
+        means_b = torch.zeros_like(sums_b)
+        means_b[present] = sums_b[present] / n_b[present, None]
+        xc = x64 - means_b[y]  # (N, d) centred on the class's batch mean, float64
+        xc_in = xc.to(x.dtype) if x.dtype != torch.float64 else xc
+        mp, npres = means_b[present], n_b[present]
+        self.second += (xc_in.T @ xc_in).double() + (mp.T * npres) @ mp  # (d, d)
+        self.sq_norms += torch.bincount(y, weights=(xc * xc).sum(1), minlength=self.num_classes)
+        self.sq_norms += n_b * (means_b * means_b).sum(1)
+        self.counts += n_b
+        self.sums += sums_b
+
+    def merge(self, other: FeatureStats) -> FeatureStats:
+        """Add another object's statistics into this one (in place); returns self."""
+        if (other.num_classes, other.dim) != (self.num_classes, self.dim):
+            raise ShapeError(
+                f"cannot merge statistics of shape (K={other.num_classes}, d={other.dim}) into "
+                f"(K={self.num_classes}, d={self.dim})"
+            )
+        for name in _STATES:
+            getattr(self, name).add_(getattr(other, name).to(getattr(self, name).device))
+        return self
+
+    # -- derived quantities ---------------------------------------------------------------------
+    @property
+    def num_samples(self) -> int:
+        return int(self.counts.sum().item())
+
+    def means(self) -> torch.Tensor:
+        """Class means (K, d); rows of classes without samples are NaN."""
+        out = torch.full_like(self.sums, float("nan"))
+        p = self.counts > 0
+        out[p] = self.sums[p] / self.counts[p, None]
+        return out
+
+    def class_variances(self) -> torch.Tensor:
+        """v_k = mean squared distance of class k to its mean (K,), NaN for empty classes."""
+        m = self.means()
+        v = self.sq_norms / self.counts - (m * m).sum(1)
+        return v.clamp_min(0.0)
+
+    def within_scatter(self) -> torch.Tensor:
+        """sum_i (h_i - mu_{y_i})(h_i - mu_{y_i})^T over all samples (d, d), float64."""
+        p = self.counts > 0
+        m = self.sums[p] / self.counts[p, None]
+        return self.second - (m.T * self.counts[p]) @ m
+
+    # -- persistence ----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"num_classes": self.num_classes, "dim": self.dim, **{n: getattr(self, n) for n in _STATES}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if (state["num_classes"], state["dim"]) != (self.num_classes, self.dim):
+            raise ShapeError("state_dict was saved for other num_classes/dim")
+        for n in _STATES:
+            getattr(self, n).copy_(state[n])
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any]) -> FeatureStats:
+        out = cls(state["num_classes"], state["dim"], device=state["counts"].device)
+        out.load_state_dict(state)
+        return out
+
+    def __repr__(self) -> str:
+        return f"FeatureStats(num_classes={self.num_classes}, dim={self.dim}, num_samples={self.num_samples})"

@@ -1,0 +1,150 @@
+"""Every metric against the independent numpy reference (tests/metrics/reference.py), 1e-8 rel."""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from nclab.metrics import FeatureStats, SecondPass, measure, nc_metrics
+from tests.metrics.reference import long_tailed, reference
+
+SCALARS = ["nc1", "nc1_weighted_sb", "nc1_cdnv", "nc2_equinorm", "nc2_equiangle", "nc2_maxangle", "nc2_etf"]
+W_SCALARS = ["nc3", "nc3_zhu", "nc4_bias", "nc4"]
+
+
+def _t(x, dtype=torch.float64):
+    return torch.as_tensor(np.asarray(x), dtype=dtype)
+
+
+@pytest.mark.parametrize("center", ["weighted", "balanced"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_against_numpy_reference(center, seed):
+    h, y, w, b, counts = long_tailed(k=6, d=5, seed=seed)
+    ref = reference(h, y, w, b, center=center)
+    got = measure(_t(h), torch.as_tensor(y), _t(w), _t(b), center=center, batch_size=17)
+    for key in SCALARS + W_SCALARS:
+        assert got[key] == pytest.approx(ref[key], rel=1e-8, abs=1e-12), key
+    pc = got["per_class"]
+    np.testing.assert_allclose(pc["nc1"], ref["per_class_nc1"], rtol=1e-8)
+    np.testing.assert_allclose(pc["var"], ref["per_class_var"], rtol=1e-8)
+    np.testing.assert_allclose(pc["align_cos"], ref["align_cos"], rtol=1e-8)
+    np.testing.assert_allclose(pc["w_norm"], np.linalg.norm(w, axis=1), rtol=1e-10)
+    assert pc["count"] == counts
+    a = got["align"]
+    assert a["ee_ratio_min"] == pytest.approx(ref["ee_ratio_min"], rel=1e-8)
+    assert a["ee_ratio_mean"] == pytest.approx(ref["ee_ratio_mean"], rel=1e-8)
+    np.testing.assert_allclose(sorted(a["principal_angles_deg"]), sorted(ref["principal_angles_deg"]), atol=1e-4)
+    for name, g in ref["groups"].items():
+        for key, val in g.items():
+            assert got["groups"][name][key] == pytest.approx(val, rel=1e-8), (name, key)
+    # nc1 is the count-weighted mean of the per-class nc1
+    n = np.array(counts, dtype=float)
+    assert got["nc1"] == pytest.approx(float(np.dot(n / n.sum(), pc["nc1"])), rel=1e-10)
+
+
+def test_groups_by_given_counts_and_thresholds():
+    h, y, w, b, _ = long_tailed(k=6, d=5, seed=3)
+    train_counts = [500, 300, 60, 30, 10, 5]
+    ref = reference(h, y, w, b, counts=train_counts)
+    got = measure(_t(h), torch.as_tensor(y), _t(w), _t(b), counts=train_counts)
+    assert got["groups"]["many"]["classes"] == [0, 1]
+    assert got["groups"]["medium"]["classes"] == [2, 3]
+    assert got["groups"]["few"]["classes"] == [4, 5]
+    assert got["groups"]["few"]["w_cos"] == pytest.approx(ref["groups"]["few"]["w_cos"], rel=1e-8)
+    assert got["groups"]["few"]["minority_collapse"] == got["groups"]["few"]["w_cos"]
+    # few-group error-exponent ratio: the single pair (4, 5)
+    wp, mu = w, np.stack([h[y == c].mean(0) for c in range(6)])
+    dw, dm = wp[4] - wp[5], mu[4] - mu[5]
+    assert got["align"]["ee_ratio_few_min"] == pytest.approx((dw @ dm) ** 2 / (dw @ dw * (dm @ dm)), rel=1e-8)
+    g2 = measure(_t(h), torch.as_tensor(y), counts=train_counts, many=400, few=6)
+    assert g2["groups"]["many"]["classes"] == [0] and g2["groups"]["few"]["classes"] == [5]
+
+
+def _simplex(k, d, seed=0):
+    """Unit-norm rows with pairwise cosine -1/(K-1), in a random (K-1)-dim subspace of R^d."""
+    rng = np.random.default_rng(seed)
+    evals, evecs = np.linalg.eigh(np.eye(k) - 1 / k)
+    u = evecs[:, evals > 0.5]  # (K, K-1) orthonormal basis of the centred space
+    r, _ = np.linalg.qr(rng.normal(size=(d, k - 1)))  # (d, K-1) orthonormal columns
+    return np.sqrt(k / (k - 1)) * u @ r.T
+
+
+@pytest.mark.parametrize("k,d", [(4, 4), (5, 8), (10, 9)])
+def test_exact_collapse_gives_zero(k, d):
+    m = _simplex(k, d)
+    reps = 7
+    h = np.repeat(m, reps, axis=0) + 1e-9 * np.random.default_rng(1).normal(size=(k * reps, d))
+    y = np.repeat(np.arange(k), reps)
+    got = measure(_t(h), torch.as_tensor(y), _t(m), _t(np.zeros(k)))
+    for key in ["nc1", "nc2_equinorm", "nc2_equiangle", "nc2_maxangle", "nc2_etf", "nc3", "nc3_zhu", "nc4", "nc4_bias"]:
+        assert abs(got[key]) < 1e-6, (key, got[key])
+    assert all(abs(c - 1) < 1e-9 for c in got["per_class"]["align_cos"])
+    assert got["align"]["ee_ratio_min"] == pytest.approx(1.0, abs=1e-9)
+    assert max(got["align"]["principal_angles_deg"]) < 1e-3
+
+
+def test_large_mean_offset_float32_is_stable():
+    # features whose mean is 1e3 times their spread: float32 input must match the float64 result
+    h, y, w, b, _ = long_tailed(k=5, d=6, seed=4, offset=1e3, spread=1.0)
+    ref = measure(_t(h), torch.as_tensor(y), _t(w), _t(b))
+    got = measure(_t(h, torch.float32), torch.as_tensor(y), _t(w, torch.float32), _t(b, torch.float32), batch_size=13)
+    for key in ["nc1", "nc1_cdnv", "nc2_equinorm", "nc2_etf", "nc3"]:
+        assert got[key] == pytest.approx(ref[key], rel=1e-4), key
+    # the float64 path itself agrees with the loop reference at 1e-8 despite the offset
+    r = reference(h, y, w, b)
+    assert ref["nc1"] == pytest.approx(r["nc1"], rel=1e-8)
+
+
+def test_one_pass_stats_without_second_pass():
+    h, y, w, b, _ = long_tailed(seed=5)
+    st = FeatureStats(6, 5)
+    st.update(_t(h), torch.as_tensor(y))
+    one = nc_metrics(st, _t(w), _t(b))
+    assert one["nc4"] is None and all(v is None for v in one["per_class"]["nc1"])
+    full = measure(_t(h), torch.as_tensor(y), _t(w), _t(b))
+    assert one["nc1"] == pytest.approx(full["nc1"], rel=1e-12)
+    sp = SecondPass(st, _t(w), _t(b))
+    for i in range(0, len(y), 11):
+        sp.update(_t(h[i : i + 11]), torch.as_tensor(y[i : i + 11]))
+    two = nc_metrics(st, _t(w), _t(b), second=sp)
+    assert two["nc4"] == pytest.approx(full["nc4"]) and two["per_class"]["nc1"] == pytest.approx(full["per_class"]["nc1"])
+
+
+def test_without_classifier_w_keys_are_none():
+    h, y, *_ = long_tailed(seed=6)
+    got = measure(_t(h), torch.as_tensor(y))
+    assert got["nc3"] is None and got["nc4"] is None and got["align"] is None
+    assert got["per_class"]["align_cos"] == [None] * 6
+
+
+def test_k_greater_than_d():
+    h, y, w, b, _ = long_tailed(k=8, d=3, seed=7)
+    ref = reference(h, y, w, b)
+    got = measure(_t(h), torch.as_tensor(y), _t(w), _t(b))
+    assert got["rank_sigma_b"] == 3
+    assert got["nc1"] == pytest.approx(ref["nc1"], rel=1e-8)
+
+
+def test_singleton_class_warns_and_is_left_out_of_covariances():
+    h, y, w, b, counts = long_tailed(k=4, d=3, seed=8, counts=[10, 8, 6, 1])
+    with pytest.warns(UserWarning, match="one sample"):
+        got = measure(_t(h), torch.as_tensor(y), _t(w), _t(b))
+    ref = reference(h, y, w, b)
+    assert got["nc1"] == pytest.approx(ref["nc1"], rel=1e-8)
+    assert got["nc1_cdnv"] == pytest.approx(ref["nc1_cdnv"], rel=1e-8)
+    assert got["per_class"]["nc1"][3] is None and got["per_class"]["var"][3] is None
+
+
+def test_allow_missing_measures_present_classes():
+    h, y, w, b, _ = long_tailed(k=5, d=4, seed=9)
+    keep = y != 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = measure(_t(h[keep]), torch.as_tensor(y[keep]), _t(w), _t(b), allow_missing=True)
+    ref = reference(h[keep], y[keep], w, b)
+    assert got["num_present"] == 4 and got["per_class"]["count"][2] == 0
+    for key in ["nc1", "nc2_etf", "nc3", "nc4"]:
+        assert got[key] == pytest.approx(ref[key], rel=1e-8), key
+    assert math.isfinite(got["nc2_maxangle"])

@@ -1,0 +1,101 @@
+"""Hypothesis properties: invariances of the metrics and of the streaming statistics."""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from nclab.metrics import FeatureStats, measure, nc_metrics
+from tests.metrics.reference import long_tailed
+
+INVARIANT = ["nc1", "nc1_weighted_sb", "nc1_cdnv", "nc2_equinorm", "nc2_equiangle", "nc2_maxangle", "nc2_etf",
+             "nc3", "nc3_zhu", "nc4"]
+SETTINGS = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _data(seed, k=5, d=6):
+    h, y, w, b, counts = long_tailed(k=k, d=d, seed=seed)
+    return torch.tensor(h), torch.tensor(y), torch.tensor(w), torch.tensor(b), counts
+
+
+def _close(a, b, keys=INVARIANT, rel=1e-7):
+    for k in keys:
+        assert a[k] == pytest.approx(b[k], rel=rel, abs=1e-10), k
+
+
+@SETTINGS
+@given(seed=st.integers(0, 10_000))
+def test_rotation_invariance(seed):
+    h, y, w, b, _ = _data(seed)
+    q, _ = torch.linalg.qr(torch.randn(6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(seed)))
+    _close(measure(h, y, w, b), measure(h @ q, y, w @ q, b))
+
+
+@SETTINGS
+@given(seed=st.integers(0, 10_000), scale=st.floats(1e-3, 1e3))
+def test_global_scaling_invariance(seed, scale):
+    h, y, w, b, _ = _data(seed)
+    # scaling features and classifier together: NC metrics are scale-free (nc4_bias is not)
+    _close(measure(h, y, w, b), measure(h * scale, y, w, b * scale))
+
+
+@SETTINGS
+@given(seed=st.integers(0, 10_000))
+def test_class_permutation(seed):
+    h, y, w, b, _ = _data(seed)
+    perm = torch.randperm(5, generator=torch.Generator().manual_seed(seed))
+    inv = torch.argsort(perm)
+    a = measure(h, y, w, b)
+    c = measure(h, inv[y], w[perm], b[perm])  # class j of the new labelling is old class perm[j]
+    _close(a, c)
+    assert c["per_class"]["nc1"] == pytest.approx([a["per_class"]["nc1"][int(i)] for i in perm])
+
+
+@SETTINGS
+@given(seed=st.integers(0, 10_000), cuts=st.lists(st.integers(1, 80), min_size=1, max_size=5))
+def test_batch_splitting_and_merge_order(seed, cuts):
+    h, y, w, b, _ = _data(seed)
+    whole = FeatureStats(5, 6)
+    whole.update(h, y)
+    bounds = sorted({min(c, len(y)) for c in cuts} | {0, len(y)})
+    parts = []
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        s = FeatureStats(5, 6)
+        s.update(h[lo:hi], y[lo:hi])
+        parts.append(s)
+    merged = FeatureStats(5, 6)
+    for s in reversed(parts):
+        merged.merge(s)
+    for name in ("counts", "sums", "sq_norms", "second"):
+        torch.testing.assert_close(getattr(merged, name), getattr(whole, name), rtol=1e-12, atol=1e-9)
+    _close(nc_metrics(whole, w, b), nc_metrics(merged, w, b), keys=INVARIANT[:-1], rel=1e-9)
+
+
+@SETTINGS
+@given(seed=st.integers(0, 10_000))
+def test_float32_matches_float64(seed):
+    h, y, w, b, _ = _data(seed)
+    a = measure(h, y, w, b)
+    c = measure(h.float(), y, w.float(), b.float())
+    _close(a, c, keys=[k for k in INVARIANT if k != "nc4"], rel=1e-4)
+    assert abs(a["nc4"] - c["nc4"]) <= 2 / len(y)  # at most a tie flips
+
+
+def test_empty_batch_is_a_no_op():
+    s = FeatureStats(3, 2)
+    s.update(torch.zeros(0, 2), torch.zeros(0, dtype=torch.long))
+    assert s.num_samples == 0
+
+
+def test_state_dict_and_pickle_round_trip():
+    import pickle
+
+    h, y, *_ = _data(1)
+    s = FeatureStats(5, 6)
+    s.update(h, y)
+    t = FeatureStats.from_state_dict(s.state_dict())
+    u = pickle.loads(pickle.dumps(s))
+    for name in ("counts", "sums", "sq_norms", "second"):
+        assert torch.equal(getattr(t, name), getattr(s, name)) and torch.equal(getattr(u, name), getattr(s, name))
+    np.testing.assert_allclose(s.means().numpy(), [h[y == c].mean(0).numpy() for c in range(5)])
