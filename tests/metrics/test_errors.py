@@ -2,7 +2,14 @@ import numpy as np
 import pytest
 import torch
 
-from nclab.errors import DegenerateError, DTypeError, MissingClassError, NclabError, NonFiniteError, ShapeError
+from nclab.errors import (
+    DegenerateError,
+    DTypeError,
+    MissingClassError,
+    NclabError,
+    NonFiniteError,
+    ShapeError,
+)
 from nclab.metrics import FeatureStats, measure
 
 H = torch.randn(12, 3)
@@ -12,7 +19,11 @@ Y = torch.arange(12) % 3
 @pytest.mark.parametrize(
     "call,err,msg",
     [
-        (lambda: measure(torch.where(torch.arange(36).view(12, 3) == 7, float("nan"), H), Y), NonFiniteError, "row 2"),
+        (
+            lambda: measure(torch.where(torch.arange(36).view(12, 3) == 7, float("nan"), H), Y),
+            NonFiniteError,
+            "row 2",
+        ),
         (lambda: measure(H.clone().fill_(float("inf")), Y), NonFiniteError, "NaN or Inf"),
         (lambda: measure(H, Y.float()), DTypeError, "integer"),
         (lambda: measure(H, Y[:5]), ShapeError, r"shape \(12,\)"),

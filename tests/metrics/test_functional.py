@@ -35,7 +35,9 @@ def test_against_numpy_reference(center, seed):
     a = got["align"]
     assert a["ee_ratio_min"] == pytest.approx(ref["ee_ratio_min"], rel=1e-8)
     assert a["ee_ratio_mean"] == pytest.approx(ref["ee_ratio_mean"], rel=1e-8)
-    np.testing.assert_allclose(sorted(a["principal_angles_deg"]), sorted(ref["principal_angles_deg"]), atol=1e-4)
+    np.testing.assert_allclose(
+        sorted(a["principal_angles_deg"]), sorted(ref["principal_angles_deg"]), atol=1e-4
+    )
     for name, g in ref["groups"].items():
         for key, val in g.items():
             assert got["groups"][name][key] == pytest.approx(val, rel=1e-8), (name, key)
@@ -78,7 +80,17 @@ def test_exact_collapse_gives_zero(k, d):
     h = np.repeat(m, reps, axis=0) + 1e-9 * np.random.default_rng(1).normal(size=(k * reps, d))
     y = np.repeat(np.arange(k), reps)
     got = measure(_t(h), torch.as_tensor(y), _t(m), _t(np.zeros(k)))
-    for key in ["nc1", "nc2_equinorm", "nc2_equiangle", "nc2_maxangle", "nc2_etf", "nc3", "nc3_zhu", "nc4", "nc4_bias"]:
+    for key in [
+        "nc1",
+        "nc2_equinorm",
+        "nc2_equiangle",
+        "nc2_maxangle",
+        "nc2_etf",
+        "nc3",
+        "nc3_zhu",
+        "nc4",
+        "nc4_bias",
+    ]:
         assert abs(got[key]) < 1e-6, (key, got[key])
     assert all(abs(c - 1) < 1e-9 for c in got["per_class"]["align_cos"])
     assert got["align"]["ee_ratio_min"] == pytest.approx(1.0, abs=1e-9)
@@ -89,7 +101,9 @@ def test_large_mean_offset_float32_is_stable():
     # features whose mean is 1e3 times their spread: float32 input must match the float64 result
     h, y, w, b, _ = long_tailed(k=5, d=6, seed=4, offset=1e3, spread=1.0)
     ref = measure(_t(h), torch.as_tensor(y), _t(w), _t(b))
-    got = measure(_t(h, torch.float32), torch.as_tensor(y), _t(w, torch.float32), _t(b, torch.float32), batch_size=13)
+    got = measure(
+        _t(h, torch.float32), torch.as_tensor(y), _t(w, torch.float32), _t(b, torch.float32), batch_size=13
+    )
     for key in ["nc1", "nc1_cdnv", "nc2_equinorm", "nc2_etf", "nc3"]:
         assert got[key] == pytest.approx(ref[key], rel=1e-4), key
     # the float64 path itself agrees with the loop reference at 1e-8 despite the offset
@@ -109,7 +123,9 @@ def test_one_pass_stats_without_second_pass():
     for i in range(0, len(y), 11):
         sp.update(_t(h[i : i + 11]), torch.as_tensor(y[i : i + 11]))
     two = nc_metrics(st, _t(w), _t(b), second=sp)
-    assert two["nc4"] == pytest.approx(full["nc4"]) and two["per_class"]["nc1"] == pytest.approx(full["per_class"]["nc1"])
+    assert two["nc4"] == pytest.approx(full["nc4"]) and two["per_class"]["nc1"] == pytest.approx(
+        full["per_class"]["nc1"]
+    )
 
 
 def test_without_classifier_w_keys_are_none():

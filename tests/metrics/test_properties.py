@@ -9,8 +9,18 @@ from hypothesis import strategies as st
 from nclab.metrics import FeatureStats, measure, nc_metrics
 from tests.metrics.reference import long_tailed
 
-INVARIANT = ["nc1", "nc1_weighted_sb", "nc1_cdnv", "nc2_equinorm", "nc2_equiangle", "nc2_maxangle", "nc2_etf",
-             "nc3", "nc3_zhu", "nc4"]
+INVARIANT = [
+    "nc1",
+    "nc1_weighted_sb",
+    "nc1_cdnv",
+    "nc2_equinorm",
+    "nc2_equiangle",
+    "nc2_maxangle",
+    "nc2_etf",
+    "nc3",
+    "nc3_zhu",
+    "nc4",
+]
 SETTINGS = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -28,7 +38,9 @@ def _close(a, b, keys=INVARIANT, rel=1e-7):
 @given(seed=st.integers(0, 10_000))
 def test_rotation_invariance(seed):
     h, y, w, b, _ = _data(seed)
-    q, _ = torch.linalg.qr(torch.randn(6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(seed)))
+    q, _ = torch.linalg.qr(
+        torch.randn(6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+    )
     _close(measure(h, y, w, b), measure(h @ q, y, w @ q, b))
 
 
@@ -97,5 +109,7 @@ def test_state_dict_and_pickle_round_trip():
     t = FeatureStats.from_state_dict(s.state_dict())
     u = pickle.loads(pickle.dumps(s))
     for name in ("counts", "sums", "sq_norms", "second"):
-        assert torch.equal(getattr(t, name), getattr(s, name)) and torch.equal(getattr(u, name), getattr(s, name))
+        assert torch.equal(getattr(t, name), getattr(s, name)) and torch.equal(
+            getattr(u, name), getattr(s, name)
+        )
     np.testing.assert_allclose(s.means().numpy(), [h[y == c].mean(0).numpy() for c in range(5)])

@@ -56,9 +56,7 @@ def exponential(n_max: int, num_classes: int, imbalance: float) -> list[int]:
     return counts
 
 
-def step(
-    n_max: int, num_classes: int, imbalance: float, minority_fraction: float = 0.5
-) -> list[int]:
+def step(n_max: int, num_classes: int, imbalance: float, minority_fraction: float = 0.5) -> list[int]:
     """STEP profile: the first ``K - round(minority_fraction*K)`` classes have ``n_max`` samples,
     the remaining minority classes ``int(n_max / imbalance)``.
 
@@ -108,7 +106,6 @@ def parse_counts(text: str) -> list[int]:
                 out.append(int(part))
         except ValueError:
             raise NclabError(
-                f"cannot parse counts {text!r}: use COUNTxREPEATS items separated by commas, "
-                "e.g. 500x5,100x5"
+                f"cannot parse counts {text!r}: use COUNTxREPEATS items separated by commas, e.g. 500x5,100x5"
             ) from None
     return given(out)
