@@ -59,12 +59,24 @@ class SecondPass:
         self.resid = torch.zeros(k, dtype=torch.float64)
         self.mismatch = 0.0
         self.seen = 0.0
-        self._cache: dict[torch.dtype, torch.Tensor] = {}
+        self._cache: dict[tuple[str, torch.dtype], torch.Tensor] = {}
+
+    def _cached(self, name: str, value: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        key = (name, dtype)
+        if key not in self._cache:
+            self._cache[key] = value.to(dtype)
+        return self._cache[key]
 
     def _big(self, dtype: torch.dtype) -> torch.Tensor:
-        if dtype not in self._cache:
-            self._cache[dtype] = self.big.to(dtype)
-        return self._cache[dtype]
+        return self._cached("big", self.big, dtype)
+
+    def _mu_g(self, dtype: torch.dtype) -> torch.Tensor:
+        return self._cached("mu_g", self.prep.mu_g, dtype)
+
+    def _mc(self, dtype: torch.dtype) -> torch.Tensor:
+        """Centred means mu_k - mu_G of all K classes (zeros for absent classes), (K, d)."""
+        mc = torch.nan_to_num(self.prep.means - self.prep.mu_g, nan=0.0)
+        return self._cached("mc", mc, dtype)
 
     @torch.no_grad()
     def update(self, features: torch.Tensor, labels: torch.Tensor) -> None:
@@ -74,19 +86,18 @@ class SecondPass:
         if features.shape[0] == 0:
             return
         p = self.prep
-        x64 = features.detach().cpu().double()
-        dt = features.dtype if features.dtype in (torch.float32, torch.float64) else torch.float32
-        means_y = torch.nan_to_num(p.means[y], nan=0.0)
-        resid = (x64 - means_y).to(dt)  # h - mu_y
-        xc = (x64 - p.mu_g).to(dt)  # h - mu_G
+        x = features.detach().cpu()
+        dt = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
+        x = x.to(dt)
         big = self._big(dt)
+        xc = x - self._mu_g(dt)  # h - mu_G, (N, d)
+        resid = xc - self._mc(dt)[y]  # h - mu_y = (h - mu_G) - (mu_y - mu_G)
         z = resid @ big[:, : self.r]  # (N, r)
-        self.resid += torch.bincount(y, weights=(z.double() ** 2).sum(1), minlength=self.num_classes)
+        self.resid += torch.bincount(y, weights=(z * z).sum(1).double(), minlength=self.num_classes)
         if self.has_w:
             k = self.num_classes
             out = xc @ big[:, self.r :]  # (N, K + K_p)
-            logits = out[:, :k].double() + self.offset
-            pred = logits.argmax(1)
+            pred = (out[:, :k].double() + self.offset).argmax(1)
             # ||h - mu_k||^2 = ||h'||^2 - 2 h'.m_k + ||m_k||^2; the ||h'||^2 term does not change argmin
             dist = self.mc_sq - 2 * out[:, k:].double()
             ncc = p.present[dist.argmin(1)]

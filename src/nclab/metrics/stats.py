@@ -10,13 +10,14 @@ State (all float64, memory O(K d + d^2)):
 These raw moments are additive, so batches, data loaders and DDP ranks merge by plain summation
 (torchmetrics' ``dist_reduce_fx="sum"``). The heavy per-batch product runs in the input dtype on
 *batch-centred* data, as in the pairwise update of Chan, Golub and LeVeque (1979/1983): within a batch
-each feature is centred on its class's batch mean m_kb, and
+each feature is centred on a shift m_k close to its class's batch mean (the batch class mean rounded
+to the input dtype), x_i = h_i - m_{y_i}, r_k = sum_{i in k} x_i, and exactly
 
-    sum_i h_i h_i^T = sum_i (h_i - m_{y_i b})(h_i - m_{y_i b})^T + sum_k n_kb m_kb m_kb^T,
+    sum_i h_i h_i^T = sum_i x_i x_i^T + sum_k (r_k m_k^T + m_k r_k^T + n_k m_k m_k^T),
 
 where the first term is one (N x d)^T (N x d) product in the input dtype (float32 keeps float32 speed
-without catastrophic cancellation: the centred values are of the order of the within-class spread) and
-the second is added in float64. The per-class squared norms are split the same way.
+without catastrophic cancellation: the x_i are of the order of the within-class spread) and the rest
+is added in float64. The per-class sums and squared norms are split the same way.
 """
 
 from __future__ import annotations
@@ -69,20 +70,27 @@ class FeatureStats:
         if features.shape[0] == 0:
             return
         x = features.detach().to(self.counts.device)
-        x64 = x.double()
-        n_b = torch.bincount(y, minlength=self.num_classes).double()  # (K,)
-        sums_b = torch.zeros_like(self.sums).index_add_(0, y, x64)  # (K, d)
+        k = self.num_classes
+        n_b = torch.bincount(y, minlength=k)  # (K,)
         present = n_b > 0
-        means_b = torch.zeros_like(sums_b)
-        means_b[present] = sums_b[present] / n_b[present, None]
-        xc = x64 - means_b[y]  # (N, d) centred on the class's batch mean, float64
-        xc_in = xc.to(x.dtype) if x.dtype != torch.float64 else xc
-        mp, npres = means_b[present], n_b[present]
-        self.second += (xc_in.T @ xc_in).double() + (mp.T * npres) @ mp  # (d, d)
-        self.sq_norms += torch.bincount(y, weights=(xc * xc).sum(1), minlength=self.num_classes)
-        self.sq_norms += n_b * (means_b * means_b).sum(1)
-        self.counts += n_b
-        self.sums += sums_b
+        nf = n_b.to(x.dtype).clamp_min(1)
+        # shift: rough class means in the input dtype (any shift is exact below; it only has to be
+        # close to the class means so that the centred values are small)
+        shift = torch.zeros(k, self.dim, dtype=x.dtype, device=x.device).index_add_(0, y, x) / nf[:, None]
+        xc = x - shift[y]  # (N, d), input dtype, of the order of the within-class spread
+        r = torch.zeros_like(shift).index_add_(0, y, xc).double()  # (K, d) residual sums
+        m = shift.double()  # (K, d)
+        n64 = n_b.double()
+        # sum h h^T = xc^T xc + sum_k [r_k m_k^T + m_k r_k^T + n_k m_k m_k^T] = xc^T xc + B + B^T,
+        # with B = Q^T M and Q = R + N M / 2, restricted to the classes in the batch
+        q = r[present] + 0.5 * n64[present, None] * m[present]
+        bmat = q.T @ m[present]  # (d, d)
+        self.second += (xc.T @ xc).double() + bmat + bmat.T
+        # sum ||h||^2 = sum ||xc||^2 + 2 r_k . m_k + n_k ||m_k||^2
+        self.sq_norms += torch.bincount(y, weights=(xc * xc).sum(1).double(), minlength=k)
+        self.sq_norms += 2 * (r * m).sum(1) + n64 * (m * m).sum(1)
+        self.counts += n64
+        self.sums += r + n64[:, None] * m
 
     def merge(self, other: FeatureStats) -> FeatureStats:
         """Add another object's statistics into this one (in place); returns self."""
