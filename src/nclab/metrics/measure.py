@@ -21,7 +21,7 @@ def measure(
     center: str = "weighted",
     counts: Any = None,
     num_classes: int | None = None,
-    batch_size: int = 16384,
+    batch_size: int = 32768,
     allow_missing: bool = False,
     many: int = 100,
     few: int = 20,

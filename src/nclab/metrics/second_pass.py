@@ -97,9 +97,9 @@ class SecondPass:
         if self.has_w:
             k = self.num_classes
             out = xc @ big[:, self.r :]  # (N, K + K_p)
-            pred = (out[:, :k].double() + self.offset).argmax(1)
+            pred = (out[:, :k] + self._cached("offset", self.offset, dt)).argmax(1)
             # ||h - mu_k||^2 = ||h'||^2 - 2 h'.m_k + ||m_k||^2; the ||h'||^2 term does not change argmin
-            dist = self.mc_sq - 2 * out[:, k:].double()
+            dist = self._cached("mc_sq", self.mc_sq, dt) - 2 * out[:, k:]
             ncc = p.present[dist.argmin(1)]
             self.mismatch += float((pred != ncc).sum())
         self.seen += float(len(y))
