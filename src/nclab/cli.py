@@ -19,6 +19,7 @@ from nclab.errors import NclabError
 #: subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "measure": ("nclab.commands.measure", "neural-collapse metrics of a saved feature file"),
+    "demo": ("nclab.commands.demo", "the main job: a short tour written to --out"),
 }
 
 
