@@ -44,9 +44,7 @@ def assign_classes(
         ``num_clients`` sorted lists of class indices.
     """
     if classes_per_client < 1 or classes_per_client > num_classes:
-        raise NclabError(
-            f"classes_per_client must be in [1, {num_classes}], got {classes_per_client}"
-        )
+        raise NclabError(f"classes_per_client must be in [1, {num_classes}], got {classes_per_client}")
     if num_clients * classes_per_client < num_classes:
         raise NclabError(
             f"{num_clients} clients x {classes_per_client} classes cannot cover {num_classes} classes: "
