@@ -1,0 +1,47 @@
+"""Federated long-tailed training on Flower (FedAvg, FedAvg + fixed ETF, FedProx, FedGELA).
+
+Examples:
+  nclab fed configs/fed/fmnist_pcdd2_fedgela.yaml
+  nclab fed configs/fed/fmnist_pcdd2_fedgela.yaml rounds=5 seed=1 --run-dir runs/gela_s1
+  nclab fed configs/fed/fmnist_pcdd2_fedgela.yaml --resume runs/gela_s1
+
+Needs the optional extra: pip install 'nclab[fed]'.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from nclab.errors import NclabError
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", nargs="?", help="YAML config (see configs/fed/)")
+    p.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. rounds=5 method=fedavg")
+    p.add_argument("--run-dir", help="run directory (default runs/fed/<config name>)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last round")
+
+
+def run(args: argparse.Namespace) -> int:
+    from nclab.fed.config import load_fed_config
+
+    if args.resume:
+        run_dir = Path(args.resume)
+        cfg_path = run_dir / "config.yaml"
+        if not cfg_path.is_file():
+            raise NclabError(f"cannot resume: {cfg_path} does not exist")
+        cfg = load_fed_config(
+            cfg_path, args.overrides if args.config is None else [args.config, *args.overrides]
+        )
+    else:
+        if args.config is None:
+            raise NclabError("give a config file (see configs/fed/) or --resume RUN_DIR")
+        cfg = load_fed_config(args.config, args.overrides)
+        run_dir = Path(args.run_dir or cfg.run_dir or f"runs/fed/{Path(args.config).stem}")
+    cfg.run_dir = str(run_dir)
+    from nclab.fed.runner import run_fed
+
+    out = run_fed(cfg, run_dir, resume=bool(args.resume))
+    print(f"run directory: {out}")
+    return 0

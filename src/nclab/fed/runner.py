@@ -1,0 +1,180 @@
+"""A federated run on one machine: run directory, per-round evaluation, checkpoints, resume.
+
+Writes the run directory of docs/contracts.md (``config.yaml``, ``classes.json``, ``metrics.jsonl``
+with one line per round, ``geometry/<round>.npz``, ``checkpoints/last.pt``) plus ``clients.json``, so
+``nclab report`` draws federated runs like centralised ones (``epoch`` = round).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+from nclab.errors import NclabError
+from nclab.fed.config import FedConfig
+from nclab.fed.local import predict
+from nclab.fed.setup import get_setup
+
+
+def _flatten(prefix: str, obj: Any, out: dict[str, Any]) -> None:
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            _flatten(f"{prefix}/{k}", v, out)
+    else:
+        out[prefix] = obj
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _nan_to_none(x: Any) -> Any:
+    if isinstance(x, float) and not np.isfinite(x):
+        return None
+    if isinstance(x, list):
+        return [_nan_to_none(v) for v in x]
+    return x
+
+
+class FedRun:
+    """State of one federated run directory."""
+
+    def __init__(self, cfg: FedConfig, run_dir: Path, *, resume: bool = False):
+        self.cfg = cfg
+        self.dir = Path(run_dir)
+        self.setup = get_setup(cfg)
+        self.ckpt = self.dir / "checkpoints" / "last.pt"
+        self.done_rounds = 0
+        self._state: list[np.ndarray] | None = None
+        self._t0 = time.time()
+        if resume:
+            if not self.ckpt.is_file():
+                raise NclabError(f"cannot resume: {self.ckpt} does not exist")
+            state = torch.load(self.ckpt, map_location="cpu", weights_only=False)
+            self.done_rounds = int(state["round"])
+            self._state = [np.asarray(t) for t in state["params"]]
+            self._truncate_metrics(self.done_rounds)
+        else:
+            if (self.dir / "metrics.jsonl").exists():
+                raise NclabError(f"{self.dir} already holds a run: use --resume or another --run-dir")
+            self._write_static()
+
+    # -- run directory -------------------------------------------------------------------------
+    def _write_static(self) -> None:
+        s = self.setup
+        (self.dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        (self.dir / "geometry").mkdir(exist_ok=True)
+        (self.dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(self.cfg)))
+        (self.dir / "classes.json").write_text(json.dumps({"names": s.class_names, "counts": s.counts}))
+        clients = [
+            {"client": i, "num_samples": int(len(p)), "class_counts": cc}
+            for i, (p, cc) in enumerate(zip(s.parts, s.client_counts))
+        ]
+        (self.dir / "clients.json").write_text(json.dumps({"clients": clients}, indent=1))
+
+    def _truncate_metrics(self, rounds: int) -> None:
+        path = self.dir / "metrics.jsonl"
+        if path.exists():
+            lines = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln)["epoch"] <= rounds]
+            path.write_text("".join(ln + "\n" for ln in lines))
+
+    def initial_state(self) -> list[np.ndarray]:
+        if self._state is None:
+            self._state = [t.numpy() for t in self.setup.build_model().shared_state()]
+        return self._state
+
+    # -- per round ------------------------------------------------------------------------------
+    def on_round(self, rnd: int, params: list[np.ndarray], client_metrics: list[dict[str, Any]]) -> None:
+        """Evaluate the aggregated model, append to metrics.jsonl, write geometry and checkpoint."""
+        from nclab.metrics import measure, split_groups
+
+        s = self.setup
+        model = s.build_model()
+        model.load_shared_state([torch.from_numpy(np.asarray(p)) for p in params])
+        _, pred = predict(model, s.test_x)
+        k = s.num_classes
+        correct = torch.bincount(s.test_y[pred == s.test_y], minlength=k).double()
+        total = torch.bincount(s.test_y, minlength=k).double().clamp_min(1)
+        per_class = (correct / total).tolist()
+        row: dict[str, Any] = {"epoch": rnd, "round": rnd, "wall_time": time.time() - self._t0}
+        row["acc/all"] = float((pred == s.test_y).float().mean())
+        for g, members in split_groups(s.counts).items():
+            row[f"acc/{g}"] = float(np.mean([per_class[c] for c in members])) if members else None
+        row["acc/per_class"] = per_class
+        for key in ("personal_acc", "missing_class_cos", "train_loss"):
+            vals = [m[key] for m in client_metrics if key in m and np.isfinite(m[key])]
+            row[f"fed/{key}"] = float(np.mean(vals)) if vals else None
+        row["fed/clients"] = sorted(int(m["partition_id"]) for m in client_metrics)
+        # NC of the aggregated model on (a seeded subsample of) the training set
+        n = min(self.cfg.nc_samples, len(s.train_y))
+        sub = torch.randperm(len(s.train_y), generator=torch.Generator().manual_seed(self.cfg.seed))[:n]
+        feats, _ = predict(model, s.train_x[sub])
+        labels = s.train_y[sub]
+        w = model.head.weight.detach()
+        b = model.head.bias.detach() if getattr(model.head, "bias", None) is not None else None
+        try:
+            nc = measure(
+                feats.double(), labels, w.double(), None if b is None else b.double(), counts=s.counts
+            )
+            _flatten("nc", nc, row)
+        except NclabError as err:  # e.g. a class absent from the subsample
+            logging.getLogger("nclab.fed").warning("NC metrics skipped in round %d: %s", rnd, err)
+        means = (
+            torch.stack([feats[labels == c].mean(0) for c in range(k)])
+            if (torch.bincount(labels, minlength=k) > 0).all()
+            else torch.full((k, feats.shape[1]), float("nan"))
+        )
+        np.savez(
+            self.dir / "geometry" / f"{rnd}.npz",
+            means=means.numpy(),
+            global_mean=feats.mean(0).numpy(),
+            weights=w.numpy(),
+            bias=(b if b is not None else torch.zeros(k)).numpy(),
+            counts=np.asarray(s.counts),
+        )
+        with open(self.dir / "metrics.jsonl", "a") as fh:
+            fh.write(json.dumps({k_: _nan_to_none(v) for k_, v in row.items()}) + "\n")
+        _atomic_save({"round": rnd, "params": [torch.from_numpy(np.asarray(p)) for p in params]}, self.ckpt)
+        self.done_rounds = rnd
+        personal = row["fed/personal_acc"]
+        personal_txt = "n/a" if personal is None else f"{personal:.4f}"
+        print(f"round {rnd}/{self.cfg.rounds}: acc {row['acc/all']:.4f} personal {personal_txt}", flush=True)
+
+
+def run_fed(cfg: FedConfig, run_dir: str | Path, *, resume: bool = False) -> Path:
+    """Run (or resume) a federated simulation on this machine with Flower; returns the run dir."""
+    try:
+        from flwr.simulation import run_simulation
+    except ImportError:
+        raise NclabError("federated runs need Flower: pip install 'nclab[fed]'") from None
+    from nclab.fed.apps import make_client_app, make_server_app
+
+    run = FedRun(cfg, Path(run_dir), resume=resume)
+    left = cfg.rounds - run.done_rounds
+    if left <= 0:
+        print(f"{run_dir}: all {cfg.rounds} rounds already done")
+        return run.dir
+    server = make_server_app(
+        cfg, run.initial_state(), run.on_round, rounds=left, round_offset=run.done_rounds
+    )
+    run_simulation(
+        server_app=server,
+        client_app=make_client_app(cfg),
+        num_supernodes=cfg.clients_per_round,
+        backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0}},
+    )
+    if run.done_rounds < cfg.rounds:
+        raise NclabError(
+            f"the simulation stopped after round {run.done_rounds} of {cfg.rounds}; see the log above"
+        )
+    return run.dir
