@@ -20,6 +20,7 @@ from nclab.errors import NclabError
 COMMANDS: dict[str, tuple[str, str]] = {
     "measure": ("nclab.commands.measure", "neural-collapse metrics of a saved feature file"),
     "demo": ("nclab.commands.demo", "the main job: a short tour written to --out"),
+    "fed": ("nclab.commands.fed", "federated long-tailed training on Flower (FedAvg, FedProx, FedGELA)"),
 }
 
 
