@@ -129,9 +129,10 @@ class NclabStrategy(FedAvg):
         rnd = server_round + self.round_offset
         rng = np.random.default_rng(_seed(self.cfg.seed, rnd, 7))
         pids = sorted(rng.choice(self.cfg.partition.num_clients, self.cfg.clients_per_round, replace=False))
+        # the simulated nodes register asynchronously: wait for all of them before the first round
+        if not client_manager.wait_for(self.cfg.clients_per_round, timeout=300):
+            raise RuntimeError(f"only {client_manager.num_available()} Flower node(s) connected in 300 s")
         nodes = sorted(client_manager.all().values(), key=lambda c: c.cid)
-        if not nodes:
-            return []
         return [
             (nodes[i % len(nodes)], FitIns(parameters, {"partition_id": int(pid), "round": rnd}))
             for i, pid in enumerate(pids)
