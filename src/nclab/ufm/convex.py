@@ -80,6 +80,7 @@ def solve_convex(
     tol: float = 1e-8,
     max_iter: int = 100_000,
     init: ConvexResult | None = None,
+    bias: bool = True,
 ) -> ConvexResult:
     """Solve the convex program for ``counts`` at ``lam`` (> 0) and ``lambda_b`` (>= 0).
 
@@ -90,6 +91,7 @@ def solve_convex(
         tol: stop when the gradient-mapping norm is below ``tol``.
         max_iter: iteration cap (``converged`` says whether ``tol`` was met).
         init: warm start (e.g. the solution at a nearby lam).
+        bias: with False, b is fixed at 0 (the program of the UFM without bias, as for SELI).
 
     Example:
         >>> r = solve_convex([50, 50, 10], lam=1e-3)
@@ -115,7 +117,7 @@ def solve_convex(
         w = n / big_n
         r = (p - eye) * w[:, None]  # (K, K) rows: class k's residual weighted by n_k/N
         gx = (r * scale[:, None]).T  # d/dX~ column k = sqrt(N/n_k) * (n_k/N) (p_k - e_k)
-        gb = r.sum(0) + 2 * lambda_b * b
+        gb = r.sum(0) + 2 * lambda_b * b if bias else torch.zeros_like(b)
         f = float((w * ce).sum() + lambda_b * (b**2).sum())
         return gx, gb, f
 
@@ -124,7 +126,7 @@ def solve_convex(
         b = init.b.double().clone()
     else:
         x = torch.zeros(k, k, dtype=torch.float64)
-        b = torch.log(n / big_n)
+        b = torch.log(n / big_n) if bias else torch.zeros(k, dtype=torch.float64)
     xm, bm = x.clone(), b.clone()
     theta = 1.0
     step = t

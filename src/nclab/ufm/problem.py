@@ -240,10 +240,13 @@ class UFM:
         return sub.objective(W, H[idx], b)
 
     def _record(self, step, W, H, b) -> dict[str, Any]:
+        import warnings
+
         from nclab.errors import NclabError as _E
         from nclab.metrics import measure
 
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # singleton classes are expected in tiny UFMs
             rec: dict[str, Any] = {"step": step, "objective": float(self.objective(W, H, b))}
             try:
                 m = measure(H.detach(), self.labels, W.detach(), b.detach() if self.bias else None)

@@ -1,0 +1,208 @@
+"""The unconstrained-features model: solve one problem, reproduce a paper's figure, get advice.
+
+Examples:
+  nclab ufm --counts 500x5,100x5 --dim 20 --lambda-w 5e-3 --lambda-h 5e-4
+  nclab ufm --counts 500x5,100x5 --dim 20 --lambda-w 5e-3 --lambda-h 5e-4 --solver convex --json
+  nclab ufm reproduce hong-ling --out figures/
+  nclab ufm advise --counts 500x5,100x5 --lambda-w 5e-3 --lambda-h 5e-4
+  nclab ufm advise --counts 5000x4,3000x2,1000x4 --lambda 1e-3 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from nclab.errors import NclabError
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.allow_abbrev = False  # `advise --lambda` must not read as an abbreviation of --lambda-w
+    p.add_argument("--counts", help="class counts, e.g. 500x5,100x5")
+    p.add_argument("--dim", type=int, help="feature dimension d (default K)")
+    p.add_argument(
+        "--lambda-w", type=float, default=5e-3, help="classifier weight decay (lambda/2 convention)"
+    )
+    p.add_argument("--lambda-h", type=float, default=5e-3, help="feature weight decay")
+    p.add_argument("--lambda-b", type=float, default=0.0, help="bias weight decay")
+    p.add_argument("--loss", choices=["ce", "mse"], default="ce")
+    p.add_argument("--solver", choices=["gd", "convex"], default="gd")
+    p.add_argument("--steps", type=int, default=10000, help="GD steps")
+    p.add_argument("--lr", type=float, default=1.0, help="GD step size")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print JSON only")
+    sub = p.add_subparsers(dest="action", metavar="ACTION")
+    r = sub.add_parser("reproduce", help="reproduce a paper's UFM figure (PNG + CSV)")
+    r.add_argument("paper", choices=["zhu", "seli", "hong-ling", "yaras"])
+    r.add_argument("--out", default="ufm_figures", help="output directory")
+    r.add_argument("--quick", action="store_true", help="smaller grids (seconds)")
+    a = sub.add_parser("advise", help="weight decay and oversampling against minority collapse")
+    a.add_argument("--counts", dest="advise_counts", help="class counts, e.g. 500x5,100x5")
+    a.add_argument("--run", help="a run directory (classes.json counts, config.yaml weight decays)")
+    a.add_argument("--lambda", dest="lam", type=float, help="the convex program's lambda")
+    a.add_argument("--lambda-w", dest="a_lambda_w", type=float, help="classifier weight decay")
+    a.add_argument("--lambda-h", dest="a_lambda_h", type=float, help="feature (backbone) weight decay")
+    a.add_argument(
+        "--lambda-b", dest="a_lambda_b", type=float, default=0.0, help="bias penalty of the program"
+    )
+    a.add_argument("--json", dest="a_json", action="store_true", help="print the Advice fields as JSON")
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return "inf" if math.isinf(v) else f"{v:.4g}"
+    return str(v)
+
+
+def _solve(args: argparse.Namespace) -> int:
+    from nclab.data.profiles import parse_counts
+    from nclab.metrics import measure
+    from nclab.ufm import UFM, solve_convex, ufm_to_convex_lambda
+    from nclab.ufm.summary import factorize, summarize
+
+    if not args.counts:
+        raise NclabError("give --counts (e.g. 500x5,100x5), or an action: reproduce, advise")
+    counts = parse_counts(args.counts)
+    k = len(counts)
+    dim = args.dim or k
+    ufm = UFM(
+        counts, dim, loss=args.loss, lambda_w=args.lambda_w, lambda_h=args.lambda_h, lambda_b=args.lambda_b
+    )
+    if args.solver == "gd":
+        res = ufm.fit(steps=args.steps, lr=args.lr, seed=args.seed)
+        w, h, b, objective = res.W, res.H, res.b, res.objective
+        hc = res.class_means()
+        extra: dict[str, Any] = {"steps": res.steps}
+    else:
+        if args.loss != "ce":
+            raise NclabError("the convex program is for the CE loss")
+        if dim < k:
+            raise NclabError(f"the convex program needs dim >= K ({k}), got {dim}")
+        sol = solve_convex(counts, ufm_to_convex_lambda(args.lambda_w, args.lambda_h), args.lambda_b / 2)
+        w, hc = factorize(sol.Z, counts, args.lambda_w, args.lambda_h, dim)
+        h = hc[ufm.labels]
+        b = sol.b
+        objective = sol.objective
+        extra = {"kkt": sol.kkt, "iterations": sol.iterations}
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        nc = measure(h.double(), ufm.labels, w.double(), b.double(), counts=counts)
+    out = {
+        "counts": counts,
+        "dim": dim,
+        "solver": args.solver,
+        "objective": objective,
+        **extra,
+        "nc": {key: nc[key] for key in ("nc1", "nc2_equinorm", "nc2_equiangle", "nc2_etf", "nc3", "nc4")},
+        **summarize(w, hc, counts),
+        "Z": (w @ hc.T).tolist(),
+    }
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    print(
+        f"UFM {args.loss.upper()}: K={k} d={dim} N={sum(counts)} solver={args.solver} objective={objective:.6g}"
+    )
+    print("  " + "  ".join(f"{key} {_fmt(v)}" for key, v in out["nc"].items()))
+    print("\n  count  classes  ||w_k||   ||h_k||   cos(w) in group  cos(h) in group")
+    for g in out["groups"]:
+        print(
+            f"  {g['count']:>5}  {len(g['classes']):>7}  {_fmt(g['w_norm']):<8}  {_fmt(g['h_norm']):<8}  "
+            f"{_fmt(g['w_cos']):<15}  {_fmt(g['h_cos'])}"
+        )
+    if out["seli"]:
+        print("\n  distance to SELI: " + "  ".join(f"{key} {_fmt(v)}" for key, v in out["seli"].items()))
+    return 0
+
+
+def _advise(args: argparse.Namespace) -> int:
+    from nclab.data.profiles import parse_counts
+    from nclab.ufm.advise import advise
+
+    lw, lh, lam = args.a_lambda_w, args.a_lambda_h, args.lam
+    if args.run:
+        counts, lw_run, lh_run = _read_run(Path(args.run))
+        lw = lw if lw is not None else lw_run
+        lh = lh if lh is not None else lh_run
+    elif args.advise_counts:
+        counts = parse_counts(args.advise_counts)
+    else:
+        raise NclabError("give --counts or --run RUN_DIR")
+    if lam is None and (lw is None or lh is None):
+        raise NclabError("give --lambda, or --lambda-w and --lambda-h")
+    adv = advise(
+        counts,
+        lam=lam,
+        lambda_w=None if lam is not None else lw,
+        lambda_h=None if lam is not None else lh,
+        lambda_b=args.a_lambda_b,
+    )
+    if args.a_json:
+        print(json.dumps(adv.to_dict()))
+        return 0
+    collapsed = {k for g in adv.collapsed for k in g}
+    print(
+        f"lambda = {adv.lam:.4g}   (minority collapse from {adv.max_safe_lam:.4g}, Z = 0 from {adv.zero_lam:.4g})"
+    )
+    print("\n  class  count  collapsed  threshold   advised count")
+    for k, n in enumerate(adv.counts):
+        adv_n = adv.advised_counts[k] if adv.advised_counts else "-"
+        print(
+            f"  {k:>5}  {n:>5}  {'YES' if k in collapsed else 'no':>9}  {_fmt(adv.thresholds[k]):>9}   {adv_n}"
+        )
+    if not adv.collapsed:
+        print("\nno class is collapsed at this lambda: no oversampling needed")
+    elif adv.oversample is None:
+        print(
+            "\nno oversampling of the collapsed classes removes the collapse at this lambda: lower the weight decay"
+        )
+    else:
+        print(f"\noversample the collapsed classes x{adv.oversample:.3g} (counts rounded up above)")
+    if adv.max_safe_weight_decay:
+        s = adv.max_safe_weight_decay
+        print(
+            f"safe weight decay: scale both by < {s['scale']:.3g}  "
+            f"(lambda_w < {s['lambda_w']:.3g}, lambda_h < {s['lambda_h']:.3g})"
+        )
+    return 0
+
+
+def _read_run(run: Path) -> tuple[list[int], float | None, float | None]:
+    """Counts from classes.json; weight decays from config.yaml (optim.head_weight_decay or
+    optim.weight_decay for lambda_W, optim.weight_decay for lambda_H)."""
+    from omegaconf import OmegaConf
+
+    if not (run / "classes.json").is_file():
+        raise NclabError(f"{run} has no classes.json: not a run directory")
+    try:
+        counts = [int(c) for c in json.loads((run / "classes.json").read_text())["counts"]]
+    except (KeyError, ValueError, TypeError) as err:
+        raise NclabError(f"{run / 'classes.json'} is unreadable: {err}") from None
+    lw = lh = None
+    if (run / "config.yaml").is_file():
+        cfg = OmegaConf.to_container(OmegaConf.load(run / "config.yaml"))
+        optim = cfg.get("optim", {}) if isinstance(cfg, dict) else {}
+        wd = optim.get("weight_decay", cfg.get("weight_decay") if isinstance(cfg, dict) else None)
+        head = optim.get("head_weight_decay")
+        lw = float(head if head is not None else wd) if (head is not None or wd is not None) else None
+        lh = float(wd) if wd is not None else None
+    return counts, lw, lh
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.action == "reproduce":
+        from nclab.ufm.reproduce import reproduce
+
+        files = reproduce(args.paper, args.out, quick=args.quick)
+        print("\nwrote: " + ", ".join(str(f) for f in files))
+        return 0
+    if args.action == "advise":
+        return _advise(args)
+    return _solve(args)

@@ -1,0 +1,103 @@
+import json
+import math
+
+import pytest
+import torch
+
+from nclab.cli import main
+from nclab.errors import NclabError
+from nclab.ufm import minority_collapse_threshold, solve_convex, zero_solution_threshold
+from nclab.ufm.advise import advise
+
+
+def _minor_spread(counts, lam, minor):
+    z = solve_convex(counts, lam).Z[:, minor]
+    return float((z - z.mean(1, keepdim=True)).abs().max())
+
+
+def test_advice_agrees_with_two_cluster_closed_form_and_solver():
+    counts = [100] * 3 + [4] * 3
+    thr = minority_collapse_threshold(100, 3, 4, 3)
+    a = advise(counts, lam=1.2 * thr)
+    assert a.collapsed == [[3, 4, 5]]
+    assert a.max_safe_lam == pytest.approx(thr)
+    assert a.zero_lam == pytest.approx(zero_solution_threshold(100, 3, 4, 3))
+    assert a.thresholds[3] == pytest.approx(thr) and math.isinf(a.thresholds[0])
+    assert _minor_spread(counts, a.lam, [3, 4, 5]) < 1e-8  # the solver agrees: collapsed
+    assert a.oversample is not None and a.oversample > 1
+    # at the advised counts the solver's Z shows no collapse at the same lambda
+    assert _minor_spread(a.advised_counts, a.lam, [3, 4, 5]) > 1e-4
+    assert advise(counts, lam=0.8 * thr).collapsed == [] and advise(counts, lam=0.8 * thr).oversample == 1.0
+
+
+def test_advice_from_weight_decays_and_safe_scale():
+    a = advise([500] * 5 + [100] * 5, lambda_w=2e-2, lambda_h=1e-3)
+    assert a.lam == pytest.approx(math.sqrt(2e-5))
+    assert a.collapsed == [[5, 6, 7, 8, 9]]
+    s = a.max_safe_weight_decay
+    assert s["scale"] == pytest.approx(a.max_safe_lam / a.lam)
+    assert math.sqrt(s["lambda_w"] * s["lambda_h"]) == pytest.approx(a.max_safe_lam)
+
+
+def test_zero_solution_collapses_everything():
+    a = advise([50, 50, 10, 10], lam=1.0)
+    assert a.collapsed == [[0, 1, 2, 3]]
+    assert float(solve_convex([50, 50, 10, 10], 1.0).Z.abs().max()) < 1e-10
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [dict(lam=0.0), dict(lam=-1.0), dict(), dict(lambda_w=1e-3), dict(lambda_w=0.0, lambda_h=1e-3)],
+)
+def test_advise_bad_input(kw):
+    with pytest.raises(NclabError):
+        advise([10, 5], **kw)
+    with pytest.raises(NclabError):
+        advise([10], lam=0.1)
+    with pytest.raises(NclabError):
+        advise([10, 0], lam=0.1)
+
+
+def test_cli_solve_gd_and_convex_agree(capsys):
+    args = ["ufm", "--counts", "30x2,6x2", "--dim", "6", "--lambda-w", "5e-3", "--lambda-h", "5e-3", "--json"]
+    assert main([*args, "--steps", "8000"]) == 0
+    gd = json.loads(capsys.readouterr().out)
+    assert main([*args, "--solver", "convex"]) == 0
+    cv = json.loads(capsys.readouterr().out)
+    assert gd["objective"] == pytest.approx(cv["objective"], rel=1e-4)
+    assert gd["seli"] is not None and len(gd["groups"]) == 2
+    torch.testing.assert_close(torch.tensor(gd["Z"]), torch.tensor(cv["Z"]), atol=2e-2, rtol=0)
+
+
+def test_cli_advise_table_json_and_run_dir(tmp_path, capsys, cli):
+    assert main(["ufm", "advise", "--counts", "500x5,100x5", "--lambda-w", "2e-2", "--lambda-h", "1e-3"]) == 0
+    out = capsys.readouterr().out
+    assert "YES" in out and "safe weight decay" in out
+    assert main(["ufm", "advise", "--counts", "100x3,4x3", "--lambda", "0.01", "--json"]) == 0
+    adv = json.loads(capsys.readouterr().out)
+    assert adv["collapsed"] == [[3, 4, 5]] and adv["thresholds"][0] == "inf"
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "classes.json").write_text(json.dumps({"names": list("abcd"), "counts": [100, 100, 4, 4]}))
+    (run / "config.yaml").write_text("optim:\n  weight_decay: 0.001\n  head_weight_decay: 0.01\n")
+    assert main(["ufm", "advise", "--run", str(run), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["lam"] == pytest.approx(math.sqrt(1e-5))
+    r = cli("ufm", "advise", "--run", str(tmp_path))
+    assert r.returncode == 2 and "classes.json" in r.stderr and "Traceback" not in r.stderr
+    r = cli("ufm", "advise", "--counts", "10x0,5", "--lambda", "0.1")
+    assert r.returncode == 2
+
+
+@pytest.mark.parametrize("paper", ["zhu", "hong-ling", "yaras"])
+def test_reproduce_quick_writes_png_and_csv(tmp_path, paper, capsys):
+    assert main(["ufm", "reproduce", paper, "--out", str(tmp_path), "--quick"]) == 0
+    pngs = list(tmp_path.glob("*.png"))
+    assert pngs and all(p.stat().st_size > 10_000 for p in pngs)
+    assert list(tmp_path.glob("*.csv"))
+    assert "wrote:" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_reproduce_seli_quick(tmp_path):
+    assert main(["ufm", "reproduce", "seli", "--out", str(tmp_path), "--quick"]) == 0
+    assert (tmp_path / "seli.png").is_file()
