@@ -164,3 +164,22 @@ def test_allow_missing_measures_present_classes():
     for key in ["nc1", "nc2_etf", "nc3", "nc4"]:
         assert got[key] == pytest.approx(ref[key], rel=1e-8), key
     assert math.isfinite(got["nc2_maxangle"])
+
+
+def test_seli_block_when_counts_are_known():
+    from nclab.geometry import seli_geometry
+
+    h, y, w, b, counts = long_tailed(k=4, d=6, seed=12)
+    got = measure(_t(h), torch.as_tensor(y), _t(w), _t(b), counts=counts)
+    assert measure(_t(h), torch.as_tensor(y), _t(w), _t(b))["seli"] is None
+    mu = np.stack([h[y == c].mean(0) for c in range(4)])
+    n = np.array(counts, float)
+    mt = mu - (n[:, None] * mu).sum(0) / n.sum()
+    tgt = seli_geometry(counts)
+
+    def dist(x, t):
+        return np.linalg.norm(x / np.linalg.norm(x) - t.numpy())
+
+    assert got["seli"]["W"] == pytest.approx(dist(w @ w.T, tgt.G_W), rel=1e-8)
+    assert got["seli"]["H"] == pytest.approx(dist(mt @ mt.T, tgt.G_H), rel=1e-8)
+    assert got["seli"]["Z"] == pytest.approx(dist(w @ mt.T, tgt.Z), rel=1e-8)

@@ -10,6 +10,8 @@ Definitions (docs/metrics.md, shared/DESIGN.md) with their sources:
 - ``nc2_etf``, ``nc3_zhu``, ``nc4_bias``: the conventions of Zhu et al., NeurIPS 2021 (their code).
 - ``nc1_weighted_sb``: Sigma_B weighted by n_k/N, as several imbalanced-NC papers use.
 - groups and the minority-collapse index: Fang et al., PNAS 2021 ("minority collapse").
+- ``seli``: distances of W W^T, M~ M~^T and W M~^T to the SELI geometry of the training counts
+  (Thrampoulidis et al., NeurIPS 2022), when W and ``counts`` are given and every class is present.
 - ``align``: principal angles between span(W) and span(M~), and the error-exponent ratio
   cos^2(angle(w_i - w_j, mu_i - mu_j)) (papers.md section 8; our derivation from the Gaussian
   error exponent ||mu_i - mu_j||^2/8, consistent with Wang, Gao and Xie, AAAI 2026).
@@ -240,6 +242,12 @@ def nc_metrics(
     group_counts = p.counts.long().tolist() if counts is None else _counts_list(counts, k)
     out["groups"] = _group_metrics(group_counts, pres, mt, wp, per_class, many=many, few=few)
     out["align"] = _alignment(wp, mt, pres, out["groups"]) if wp is not None else None
+    out["seli"] = None
+    if w is not None and counts is not None and kp == k:
+        from nclab.geometry.seli import seli_distance
+
+        # SELI (Thrampoulidis et al. 2022) at the training counts, with the centred class means
+        out["seli"] = seli_distance(w, p.means, group_counts, center=True)
     return out
 
 
