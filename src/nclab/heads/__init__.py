@@ -42,3 +42,6 @@ class LinearHead(nn.Linear):
 def linear(in_features: int, num_classes: int, *, bias: bool = True, **_: Any) -> nn.Module:
     """Learnable linear head (papers.md section 2)."""
     return LinearHead(in_features, num_classes, bias=bias)
+
+
+from nclab.heads import etf as _etf  # noqa: E402,F401  (registers the ETF and cosine heads)

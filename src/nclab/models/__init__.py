@@ -49,3 +49,6 @@ class MLP(nn.Module):
 def mlp(*, in_features: int, hidden: int = 128, feature_dim: int = 64, depth: int = 2, **_: Any):
     """MLP backbone: ``depth`` Linear+ReLU layers ending in ``feature_dim`` features."""
     return MLP(in_features, hidden, feature_dim, depth)
+
+
+from nclab.models import backbones as _backbones  # noqa: E402,F401  (registers the backbones)

@@ -1,0 +1,44 @@
+import pytest
+import torch
+
+from nclab.errors import ConfigError, RegistryError
+from nclab.models import create_model, list_models
+
+INPUTS = {
+    "cnn_small": (dict(in_channels=1), (2, 1, 28, 28)),
+    "mlp": (dict(in_features=12), (2, 12)),
+    "resnet32_cifar": ({}, (2, 3, 32, 32)),
+    "resnet18": (dict(stem="cifar"), (2, 3, 32, 32)),
+    "resnet50": (dict(stem="imagenet"), (2, 3, 64, 64)),
+}
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_contract_features_shape_finite_and_gradients(name):
+    kw, shape = INPUTS[name]
+    torch.manual_seed(0)
+    m = create_model(name, **kw)
+    x = torch.randn(*shape)
+    f = m(x)
+    assert f.shape == (shape[0], m.num_features) and torch.isfinite(f).all()
+    f.sum().backward()
+    missing = [n for n, p in m.named_parameters() if p.requires_grad and p.grad is None]
+    assert not missing, missing
+
+
+def test_feature_dim_projection_and_resnet32_size():
+    m = create_model("resnet32_cifar", feature_dim=10)
+    assert m.num_features == 10 and m(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    base = create_model("resnet32_cifar")
+    n = sum(p.numel() for p in base.parameters()) + 64 * 10 + 10
+    assert 0.45e6 < n < 0.47e6  # the LDAM-DRW ResNet-32: 0.46M with a 10-class head
+    assert create_model("resnet18", stem="imagenet").num_features == 512
+
+
+def test_model_errors():
+    with pytest.raises(RegistryError, match="resnet32_cifar"):
+        create_model("resnet32")
+    with pytest.raises(ConfigError, match="stem"):
+        create_model("resnet18", stem="tiny")
+    with pytest.raises(ConfigError, match="feature_mode"):
+        create_model("cnn_small", feature_mode="narrow")
