@@ -1,0 +1,156 @@
+"""Typed training configuration: dataclasses as an OmegaConf structured config, YAML + dotted overrides.
+
+Unknown keys and wrong types are :class:`~nclab.errors.ConfigError` listing the valid keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from nclab.errors import ConfigError
+
+
+@dataclass
+class DataConfig:
+    name: str = "synthetic"  # synthetic | fmnist | cifar10 | cifar100
+    root: str | None = None
+    imbalance: float = 100.0
+    profile: str = "exp"  # exp | step (fmnist)
+    augment: bool = False  # random crop (padding 4) + horizontal flip, batched on the device
+    # synthetic only
+    num_classes: int = 10
+    n_max: int = 200
+    dim: int = 32
+    test_per_class: int = 50
+    separation: float = 3.0
+
+
+@dataclass
+class ModelConfig:
+    name: str = "mlp"
+    feature_dim: int | None = 64
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class HeadConfig:
+    name: str = "linear"
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LossConfig:
+    name: str = "ce"
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class OptimConfig:
+    name: str = "sgd"  # sgd | adamw
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 5e-4  # backbone weights
+    head_weight_decay: float | None = None  # classifier weights (None: weight_decay)
+    bias_weight_decay: float = 0.0  # biases and normalisation parameters
+
+
+@dataclass
+class SchedConfig:
+    kind: str = "cosine"  # cosine | step | constant
+    warmup_epochs: int = 0
+    milestones: list[int] = field(default_factory=list)
+    gamma: float = 0.1
+
+
+@dataclass
+class TrainSection:
+    epochs: int = 5
+    batch_size: int = 128
+    eval_every: int = 1
+    grad_clip: float | None = None
+    seed: int = 0
+    nc_tracking: bool = True
+    ckpt_every_steps: int = 0  # also checkpoint inside an epoch every this many steps (0: off)
+    amp: str = "auto"  # auto (on for CUDA) | on | off
+    channels_last: str = "auto"
+    device: str = "auto"  # auto | cpu | cuda
+    eval_batch_size: int = 1024
+
+
+@dataclass
+class RunSection:
+    name: str = "run"
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    sched: SchedConfig = field(default_factory=SchedConfig)
+    train: TrainSection = field(default_factory=TrainSection)
+    run: RunSection = field(default_factory=RunSection)
+
+
+def _keys(d: Any, prefix: str = "") -> list[str]:
+    out = []
+    for k, v in d.items():
+        if isinstance(v, dict) and k != "kwargs":
+            out += _keys(v, f"{prefix}{k}.")
+        else:
+            out.append(f"{prefix}{k}")
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Schema <- YAML file <- ``key=value`` overrides, validated."""
+    schema = OmegaConf.structured(Config)
+    try:
+        cfg = schema
+        if path is not None:
+            p = Path(path)
+            if not p.is_file():
+                raise ConfigError(f"config file {str(p)!r} does not exist")
+            cfg = OmegaConf.merge(cfg, OmegaConf.load(p))
+        if overrides:
+            bad = [o for o in overrides if "=" not in o]
+            if bad:
+                raise ConfigError(f"overrides must be key=value, got {bad}")
+            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+        out: Config = OmegaConf.to_object(cfg)  # type: ignore[assignment]
+    except OmegaConfBaseException as err:
+        valid = ", ".join(_keys(OmegaConf.to_container(schema)))
+        raise ConfigError(f"invalid config: {err.msg.splitlines()[0]}. Valid keys: {valid}") from None
+    _validate(out)
+    return out
+
+
+def _validate(c: Config) -> None:
+    checks = [
+        (
+            c.data.name in ("synthetic", "fmnist", "cifar10", "cifar100"),
+            "data.name must be synthetic, fmnist, cifar10 or cifar100",
+        ),
+        (c.optim.name in ("sgd", "adamw"), "optim.name must be sgd or adamw"),
+        (c.sched.kind in ("cosine", "step", "constant"), "sched.kind must be cosine, step or constant"),
+        (c.train.epochs >= 1, "train.epochs must be >= 1"),
+        (c.train.batch_size >= 1, "train.batch_size must be >= 1"),
+        (c.train.eval_every >= 1, "train.eval_every must be >= 1"),
+        (c.optim.lr > 0, "optim.lr must be > 0"),
+        (c.data.imbalance >= 1, "data.imbalance must be >= 1"),
+    ]
+    for ok, msg in checks:
+        if not ok:
+            raise ConfigError(msg)
+
+
+def to_yaml(c: Config) -> str:
+    return OmegaConf.to_yaml(OmegaConf.structured(c))

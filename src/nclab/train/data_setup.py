@@ -1,0 +1,107 @@
+"""Turn the data section of a config into tensors on the device and a batched preprocessing step."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from nclab.errors import ConfigError
+from nclab.train.config import DataConfig
+
+
+@dataclass
+class TrainData:
+    train_x: torch.Tensor  # uint8 images (N, C, H, W) or float features (N, d)
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    counts: list[int]
+    class_names: list[str]
+    mean: torch.Tensor | None  # (C,) normalisation for uint8 images
+    std: torch.Tensor | None
+    checksum: str
+    in_channels: int
+    in_features: int
+
+
+def load_data(cfg: DataConfig, seed: int) -> TrainData:
+    """Load the configured dataset into memory (uint8 images channel-first, or float features)."""
+    if cfg.name == "synthetic":
+        import hashlib
+
+        from nclab.data import gaussian_mixture
+        from nclab.data.profiles import exponential
+
+        counts = exponential(cfg.n_max, cfg.num_classes, cfg.imbalance)
+        x, y = gaussian_mixture(
+            [n + cfg.test_per_class for n in counts], cfg.dim, separation=cfg.separation, seed=seed
+        )
+        rank = torch.arange(len(y)) - torch.searchsorted(y, y)
+        test = rank < cfg.test_per_class
+        checksum = hashlib.sha256(x.numpy().tobytes()).hexdigest()
+        names = [str(i) for i in range(cfg.num_classes)]
+        return TrainData(
+            x[~test], y[~test], x[test], y[test], counts, names, None, None, checksum, 1, cfg.dim
+        )
+    if cfg.name == "fmnist":
+        from nclab.data import fashion_mnist_lt
+
+        tr = fashion_mnist_lt(cfg.root, cfg.imbalance, profile=cfg.profile, seed=seed)
+        te = fashion_mnist_lt(cfg.root, 1.0, train=False)
+    elif cfg.name in ("cifar10", "cifar100"):
+        from nclab.data import cifar_lt
+
+        if cfg.root is None:
+            raise ConfigError("data.root must name the directory holding the CIFAR python folders")
+        tr = cifar_lt(cfg.root, cfg.name, cfg.imbalance, seed=seed)
+        te = cifar_lt(cfg.root, cfg.name, 1.0, train=False)
+    else:
+        raise ConfigError(f"unknown data.name {cfg.name!r}")
+
+    def chw(img: torch.Tensor) -> torch.Tensor:
+        return img.unsqueeze(1) if img.ndim == 3 else img.permute(0, 3, 1, 2).contiguous()
+
+    trx, tex = chw(tr.images), chw(te.images)
+    return TrainData(
+        trx,
+        tr.labels,
+        tex,
+        te.labels,
+        list(tr.counts),
+        list(tr.class_names),
+        torch.tensor(tr.mean),
+        torch.tensor(tr.std),
+        tr.selection_sha256,
+        trx.shape[1],
+        int(trx[0].numel()),
+    )
+
+
+def preprocess(
+    x: torch.Tensor,
+    data: TrainData,
+    *,
+    augment: bool = False,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """uint8 batch -> normalised float (optionally random crop with 4-pixel padding and horizontal
+    flip, drawn from ``generator``, all batched: no per-image Python work); float features pass."""
+    if data.mean is None:
+        return x.float()
+    xf = x.float().div_(255.0)
+    if augment:
+        b, _, h, w = xf.shape
+        dev = xf.device
+        padded = torch.nn.functional.pad(xf, (4, 4, 4, 4))
+        dx = torch.randint(0, 9, (b,), generator=generator).to(dev)
+        dy = torch.randint(0, 9, (b,), generator=generator).to(dev)
+        rows = dy[:, None] + torch.arange(h, device=dev)[None, :]  # (B, H)
+        cols = dx[:, None] + torch.arange(w, device=dev)[None, :]  # (B, W)
+        idx_b = torch.arange(b, device=dev)[:, None, None]
+        xf = padded.permute(0, 2, 3, 1)[idx_b, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+        flip = (torch.rand(b, generator=generator) < 0.5).to(dev)
+        xf = torch.where(flip[:, None, None, None], xf.flip(3), xf)
+    mean = data.mean.to(xf.device)[None, :, None, None]
+    std = data.std.to(xf.device)[None, :, None, None]
+    return (xf - mean) / std

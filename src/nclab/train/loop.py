@@ -1,0 +1,310 @@
+"""The training loop (nanoGPT style: the whole loop on one screen, features attach through hooks).
+
+Determinism and exact resume: the batch order of epoch e is a permutation drawn from a generator
+seeded with (seed, e), and the augmentation of step s from one seeded with (seed, s); no global RNG is
+used after the model's initialisation. A checkpoint therefore needs only the model, head, optimizer,
+scheduler, scaler, hook states and the position (epoch, step in epoch): a run killed at any point
+and resumed with ``--resume`` writes the same ``metrics.jsonl`` as an uninterrupted run (on CPU).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from nclab import __version__
+from nclab.errors import NclabError
+from nclab.train import checkpoint as ckpt
+from nclab.train.config import Config, to_yaml
+from nclab.train.data_setup import TrainData, load_data, preprocess
+from nclab.train.evaluate import evaluate
+from nclab.train.hooks import HookContext, TrainHook
+
+
+def _seed(*parts: int) -> int:
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
+
+
+def _device(cfg: Config) -> torch.device:
+    if cfg.train.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(cfg.train.device)
+
+
+def build_modules(cfg: Config, data: TrainData) -> tuple[nn.Module, nn.Module]:
+    from nclab.heads import create_head
+    from nclab.models import create_model
+
+    torch.manual_seed(cfg.train.seed)
+    kw = dict(cfg.model.kwargs)
+    kw.setdefault("in_channels", data.in_channels)
+    kw.setdefault("in_features", data.in_features)
+    model = create_model(cfg.model.name, feature_dim=cfg.model.feature_dim, **kw)
+    head = create_head(cfg.head.name, model.num_features, len(data.counts), **dict(cfg.head.kwargs))
+    return model, head
+
+
+def build_optimizer(cfg: Config, model: nn.Module, head: nn.Module) -> torch.optim.Optimizer:
+    """Param groups: backbone weights, head weights, biases and normalisation parameters."""
+    o = cfg.optim
+    head_wd = o.weight_decay if o.head_weight_decay is None else o.head_weight_decay
+    groups: dict[str, list[nn.Parameter]] = {"backbone": [], "head": [], "bias": []}
+    for mod, key in ((model, "backbone"), (head, "head")):
+        for _, p in mod.named_parameters():
+            if not p.requires_grad:
+                continue
+            groups["bias" if p.ndim <= 1 else key].append(p)
+    params = [
+        {"params": groups["backbone"], "weight_decay": o.weight_decay},
+        {"params": groups["head"], "weight_decay": head_wd},
+        {"params": groups["bias"], "weight_decay": o.bias_weight_decay},
+    ]
+    params = [g for g in params if g["params"]]
+    if o.name == "sgd":
+        return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, nesterov=o.nesterov)
+    return torch.optim.AdamW(params, lr=o.lr)
+
+
+def lr_factor(cfg: Config, step: int, steps_per_epoch: int) -> float:
+    """Linear warm-up, then cosine decay to 0 or step decay at the milestones (epochs)."""
+    s = cfg.sched
+    epoch_f = step / steps_per_epoch
+    if s.warmup_epochs and epoch_f < s.warmup_epochs:
+        return (step + 1) / (s.warmup_epochs * steps_per_epoch)
+    if s.kind == "cosine":
+        total = cfg.train.epochs * steps_per_epoch
+        warm = s.warmup_epochs * steps_per_epoch
+        return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
+    if s.kind == "step":
+        return s.gamma ** sum(epoch_f >= m for m in s.milestones)
+    return 1.0
+
+
+class Trainer:
+    """One training run in a run directory (see docs/contracts.md)."""
+
+    def __init__(
+        self, cfg: Config, run_dir: str | Path, *, hooks: list[TrainHook] | None = None, resume: bool = False
+    ):
+        self.cfg, self.dir = cfg, Path(run_dir)
+        self.device = _device(cfg)
+        self.data = load_data(cfg.data, cfg.train.seed)
+        self.model, self.head = build_modules(cfg, self.data)
+        self.model.to(self.device)
+        self.head.to(self.device)
+        self.use_amp = self.device.type == "cuda" and cfg.train.amp in ("auto", "on")
+        if self.device.type == "cuda" and cfg.train.channels_last in ("auto", "on"):
+            self.model.to(memory_format=torch.channels_last)
+        from nclab.losses import create_loss
+
+        self.loss_fn = create_loss(cfg.loss.name, self.data.counts, **dict(cfg.loss.kwargs))
+        self.opt = build_optimizer(cfg, self.model, self.head)
+        n = len(self.data.train_y)
+        self.steps_per_epoch = math.ceil(n / cfg.train.batch_size)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(
+            self.opt, lambda s: lr_factor(cfg, s, self.steps_per_epoch)
+        )
+        self.scaler = torch.amp.GradScaler(enabled=self.use_amp)
+        self.hooks = list(hooks or [])
+        if hasattr(self.head, "update_means"):
+            self.hooks.insert(0, _HeadMeansHook())
+        self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
+        self.ctx = HookContext(
+            self.model,
+            self.head,
+            total_steps=cfg.train.epochs * self.steps_per_epoch,
+            steps_per_epoch=self.steps_per_epoch,
+            epochs=cfg.train.epochs,
+            device=self.device,
+        )
+        self.t0 = time.time()
+        self.elapsed_before = 0.0
+        if resume:
+            self._load(self.dir / "checkpoints" / "last.pt")
+        else:
+            if (self.dir / "metrics.jsonl").exists():
+                raise NclabError(
+                    f"{self.dir} already holds a run: use --resume {self.dir} or another --run-dir"
+                )
+            self._write_static()
+
+    # -- run directory ------------------------------------------------------------------------------
+    def _write_static(self) -> None:
+        (self.dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        (self.dir / "geometry").mkdir(exist_ok=True)
+        meta = {
+            "nclab": __version__,
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "data_checksum": self.data.checksum,
+            "counts": self.data.counts,
+        }
+        text = to_yaml(self.cfg) + "meta:\n" + "".join(f"  {k}: {json.dumps(v)}\n" for k, v in meta.items())
+        (self.dir / "config.yaml").write_text(text)
+        (self.dir / "classes.json").write_text(
+            json.dumps({"names": self.data.class_names, "counts": self.data.counts})
+        )
+
+    def _state(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "head": self.head.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "hooks": [h.state_dict() for h in self.hooks],
+            "epoch": self.epoch,
+            "step_in_epoch": self.step_in_epoch,
+            "global_step": self.global_step,
+            "elapsed": self.elapsed_before + time.time() - self.t0,
+            "torch_rng": torch.get_rng_state(),
+        }
+
+    def _load(self, path: Path) -> None:
+        if not path.is_file():
+            raise NclabError(f"cannot resume: {path} does not exist")
+        s = ckpt.load(path)
+        self.model.load_state_dict(s["model"])
+        self.head.load_state_dict(s["head"])
+        self.opt.load_state_dict(s["optimizer"])
+        self.sched.load_state_dict(s["scheduler"])
+        self.scaler.load_state_dict(s["scaler"])
+        for h, hs in zip(self.hooks, s["hooks"]):
+            h.load_state_dict(hs)
+        torch.set_rng_state(s["torch_rng"])
+        self.epoch, self.step_in_epoch, self.global_step = s["epoch"], s["step_in_epoch"], s["global_step"]
+        self.elapsed_before = s["elapsed"]
+        metrics = self.dir / "metrics.jsonl"
+        if metrics.exists():  # drop evaluations written after this checkpoint
+            keep = [
+                ln for ln in metrics.read_text().splitlines() if ln and json.loads(ln)["epoch"] <= self.epoch
+            ]
+            metrics.write_text("".join(x + "\n" for x in keep))
+
+    def _checkpoint(self) -> None:
+        ckpt.save_atomic(self._state(), self.dir / "checkpoints" / "last.pt")
+
+    # -- the loop ----------------------------------------------------------------------------------
+    def fit(self) -> Path:
+        cfg, d, dev = self.cfg, self.data, self.device
+        bs = cfg.train.batch_size
+        for h in self.hooks:
+            h.on_train_start(self.ctx)
+        from tqdm import tqdm
+
+        while self.epoch < cfg.train.epochs:
+            order = torch.randperm(
+                len(d.train_y), generator=torch.Generator().manual_seed(_seed(cfg.train.seed, self.epoch))
+            )
+            self.ctx.epoch = self.epoch
+            for h in self.hooks:
+                h.on_epoch_start(self.ctx)
+            bar = tqdm(
+                range(self.step_in_epoch, self.steps_per_epoch),
+                desc=f"epoch {self.epoch + 1}/{cfg.train.epochs}",
+                leave=False,
+                disable=None,
+            )
+            for s in bar:
+                # -- batch
+                idx = order[s * bs : (s + 1) * bs]
+                gen = torch.Generator().manual_seed(_seed(cfg.train.seed, self.global_step, 1))
+                x = preprocess(d.train_x[idx].to(dev), d, augment=cfg.data.augment, generator=gen)
+                y = d.train_y[idx].to(dev)
+                # -- forward and backward
+                with torch.autocast(dev.type, enabled=self.use_amp):
+                    feats = self.model(x)
+                    logits = self.head(feats)
+                    loss = self.loss_fn(logits.float(), y)
+                self.ctx.step = self.global_step
+                for h in self.hooks:
+                    h.on_batch(feats.detach(), y, self.ctx)
+                    extra = h.extra_loss(feats, logits, y, self.ctx)
+                    if extra is not None:
+                        loss = loss + extra
+                if not torch.isfinite(loss):
+                    raise NclabError(
+                        f"loss became {float(loss)} at epoch {self.epoch + 1}, step {s}: lower optim.lr"
+                    )
+                self.opt.zero_grad(set_to_none=True)
+                self.scaler.scale(loss).backward()
+                self.scaler.unscale_(self.opt)
+                for h in self.hooks:
+                    h.after_backward(self.ctx)
+                if cfg.train.grad_clip:
+                    nn.utils.clip_grad_norm_(
+                        [p for g in self.opt.param_groups for p in g["params"]], cfg.train.grad_clip
+                    )
+                # -- step
+                self.scaler.step(self.opt)
+                self.scaler.update()
+                self.sched.step()
+                for h in self.hooks:
+                    h.after_step(self.ctx)
+                self.global_step += 1
+                self.step_in_epoch = s + 1
+                bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+                # -- mid-epoch checkpoint
+                if (
+                    cfg.train.ckpt_every_steps
+                    and self.global_step % cfg.train.ckpt_every_steps == 0
+                    and self.step_in_epoch < self.steps_per_epoch
+                ):
+                    self._checkpoint()
+            # -- end of epoch: evaluate, log, checkpoint
+            for h in self.hooks:
+                h.on_epoch_end(self.ctx)
+            self.epoch += 1
+            self.step_in_epoch = 0
+            if self.epoch % cfg.train.eval_every == 0 or self.epoch == cfg.train.epochs:
+                self._evaluate_and_log()
+            self._checkpoint()
+        return self.dir
+
+    def _evaluate_and_log(self) -> None:
+        row, geom = evaluate(
+            self.model,
+            self.head,
+            self.loss_fn,
+            self.data,
+            self.device,
+            nc=self.cfg.train.nc_tracking,
+            bs=self.cfg.train.eval_batch_size,
+        )
+        out = {"epoch": self.epoch, "step": self.global_step, "lr": self.opt.param_groups[0]["lr"], **row}
+        np.savez(self.dir / "geometry" / f"{self.epoch}.npz", **geom)
+        with open(self.dir / "metrics.jsonl", "a") as fh:
+            fh.write(json.dumps(_clean(out)) + "\n")
+        acc = row["acc/all"]
+        few = row.get("acc/few")
+        print(
+            f"epoch {self.epoch}/{self.cfg.train.epochs}: acc {acc:.4f}"
+            + (f" few {few:.4f}" if few is not None else "")
+            + (f" nc1 {row['nc/nc1']:.4g}" if isinstance(row.get("nc/nc1"), float) else ""),
+            flush=True,
+        )
+
+
+class _HeadMeansHook(TrainHook):
+    """Feeds the nearest-ETF head's EMA of class means every step."""
+
+    def on_batch(self, features, labels, ctx):
+        ctx.head.update_means(features, labels)
+
+
+def _clean(x: Any) -> Any:
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_clean(v) for v in x]
+    return x

@@ -1,0 +1,121 @@
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from nclab.cli import main
+from nclab.errors import ConfigError, NclabError
+from nclab.train import Trainer, load_config
+from nclab.train.loop import build_optimizer, lr_factor
+from tests.conftest import cli_env
+
+ROOT = Path(__file__).resolve().parents[2]
+SMOKE = ROOT / "configs" / "synthetic" / "smoke.yaml"
+
+
+def _rows(run_dir):
+    return [json.loads(x) for x in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_smoke_run_writes_the_run_directory(tmp_path, capsys):
+    assert main(["train", str(SMOKE), "train.epochs=2", "--run-dir", str(tmp_path / "r")]) == 0
+    r = tmp_path / "r"
+    rows = _rows(r)
+    assert [x["epoch"] for x in rows] == [1, 2]
+    last = rows[-1]
+    for key in (
+        "acc/all",
+        "acc/many",
+        "acc/medium",
+        "acc/few",
+        "loss/test",
+        "loss/train",
+        "nc/nc1",
+        "nc/nc3",
+        "nc_test/nc4",
+        "nc/groups/few/minority_collapse",
+        "nc/align/ee_ratio_min",
+        "head/w_norm_mean",
+    ):
+        assert key in last, key
+    assert len(last["acc/per_class"]) == 6
+    classes = json.loads((r / "classes.json").read_text())
+    assert classes["counts"] == [120, 65, 36, 19, 10, 6]
+    g = np.load(r / "geometry" / "2.npz")
+    assert (
+        g["means"].shape == (6, 16)
+        and g["weights"].shape == (6, 16)
+        and list(g["counts"]) == classes["counts"]
+    )
+    assert "data_checksum" in (r / "config.yaml").read_text()
+    # the run directory is measurable without the model
+    assert (r / "checkpoints" / "last.pt").is_file()
+    with pytest.raises(NclabError, match="already holds a run"):
+        Trainer(load_config(SMOKE), r)
+
+
+def test_config_errors_list_valid_keys(tmp_path):
+    with pytest.raises(ConfigError, match="Valid keys: .*train.epochs"):
+        load_config(SMOKE, ["train.epoch=3"])
+    with pytest.raises(ConfigError):
+        load_config(SMOKE, ["train.epochs=many"])
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "none.yaml")
+    with pytest.raises(ConfigError, match="optim.name"):
+        load_config(SMOKE, ["optim.name=lbfgs"])
+
+
+def test_lr_schedule_and_weight_decay_groups():
+    cfg = load_config(SMOKE, ["sched.warmup_epochs=2", "train.epochs=10", "sched.kind=cosine"])
+    assert lr_factor(cfg, 0, 10) == pytest.approx(1 / 20)
+    assert lr_factor(cfg, 19, 10) == pytest.approx(1.0)
+    assert lr_factor(cfg, 20, 10) == pytest.approx(1.0)
+    assert lr_factor(cfg, 100, 10) == pytest.approx(0.0, abs=1e-12)
+    cfg = load_config(SMOKE, ["sched.kind=step", "sched.milestones=[3,6]", "sched.warmup_epochs=0"])
+    assert [lr_factor(cfg, e * 10, 10) for e in (0, 3, 6)] == pytest.approx([1.0, 0.1, 0.01])
+    cfg = load_config(
+        SMOKE, ["optim.weight_decay=1e-3", "optim.head_weight_decay=5e-2", "optim.bias_weight_decay=0"]
+    )
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+    head = torch.nn.Linear(4, 2)
+    opt = build_optimizer(cfg, model, head)
+    wds = [g["weight_decay"] for g in opt.param_groups]
+    sizes = [len(g["params"]) for g in opt.param_groups]
+    assert wds == [1e-3, 5e-2, 0.0] and sizes == [1, 1, 4]
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_exactly(tmp_path):
+    full, part = tmp_path / "full", tmp_path / "part"
+    args = [str(SMOKE), "train.ckpt_every_steps=1"]
+    assert main(["train", *args, "--run-dir", str(full)]) == 0
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nclab", "train", *args, "--run-dir", str(part)],
+        env=cli_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    ckpt = part / "checkpoints" / "last.pt"
+    while time.time() < deadline:
+        if (
+            (part / "metrics.jsonl").is_file()
+            and (part / "metrics.jsonl").read_text().strip()
+            and ckpt.is_file()
+        ):
+            s = torch.load(ckpt, weights_only=False)
+            if s["step_in_epoch"] > 0:  # a mid-epoch checkpoint exists: kill now
+                break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    s = torch.load(ckpt, weights_only=False)
+    assert s["epoch"] < 4, "the run finished before it could be killed"
+    assert main(["train", "--resume", str(part)]) == 0
+    assert _rows(part) == _rows(full)
