@@ -46,3 +46,9 @@ class CrossEntropy(nn.Module):
 def ce(counts: Sequence[int], *, label_smoothing: float = 0.0) -> nn.Module:
     """Cross-entropy (optionally label-smoothed)."""
     return CrossEntropy(counts, label_smoothing)
+
+
+from nclab.losses import longtail as _longtail  # noqa: E402,F401  (registers the long-tailed losses)
+from nclab.losses.longtail import class_balanced_weights, posthoc_logit_adjust  # noqa: E402
+
+__all__ = ["create_loss", "list_losses", "register_loss", "class_balanced_weights", "posthoc_logit_adjust"]

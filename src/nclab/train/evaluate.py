@@ -72,7 +72,10 @@ def evaluate(
         for i, f in _features(model, data.train_x, data, device, bs):
             y = data.train_y[i : i + bs]
             stats.update(f.float().cpu(), y)
-            tloss += float(loss_fn(head(f), y.to(device))) * len(y)
+            if getattr(loss_fn, "needs_features", False):
+                tloss += float(loss_fn(f, y.to(device), head.weight)) * len(y)
+            else:
+                tloss += float(loss_fn(head(f), y.to(device))) * len(y)
         row["loss/train"] = tloss / len(data.train_y)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -205,6 +205,8 @@ class Trainer:
                 len(d.train_y), generator=torch.Generator().manual_seed(_seed(cfg.train.seed, self.epoch))
             )
             self.ctx.epoch = self.epoch
+            if hasattr(self.loss_fn, "set_epoch"):  # deferred re-weighting and other schedules
+                self.loss_fn.set_epoch(self.epoch)
             for h in self.hooks:
                 h.on_epoch_start(self.ctx)
             bar = tqdm(
@@ -223,7 +225,10 @@ class Trainer:
                 with torch.autocast(dev.type, enabled=self.use_amp):
                     feats = self.model(x)
                     logits = self.head(feats)
-                    loss = self.loss_fn(logits.float(), y)
+                    if getattr(self.loss_fn, "needs_features", False):  # e.g. dot regression
+                        loss = self.loss_fn(feats.float(), y, self.head.weight)
+                    else:
+                        loss = self.loss_fn(logits.float(), y)
                 self.ctx.step = self.global_step
                 for h in self.hooks:
                     h.on_batch(feats.detach(), y, self.ctx)
