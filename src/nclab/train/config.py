@@ -69,6 +69,21 @@ class SchedConfig:
 
 
 @dataclass
+class AlignConfig:
+    """Space alignment (docs/align.md): any of proj, slerp, reg, in that order of application."""
+
+    strategies: list[str] = field(default_factory=list)
+    momentum: float = 0.9  # EMA of class means
+    centered: bool = True
+    proj_gamma: float = 0.6
+    slerp_alpha: float = 0.02
+    slerp_threshold: float = 0.95
+    reg_lambda: float = 0.1
+    reg_weighting: str = "uniform"  # uniform | count
+    reg_side: str = "head"  # head | features | both
+
+
+@dataclass
 class TrainSection:
     epochs: int = 5
     batch_size: int = 128
@@ -96,6 +111,7 @@ class Config:
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     sched: SchedConfig = field(default_factory=SchedConfig)
+    align: AlignConfig = field(default_factory=AlignConfig)
     train: TrainSection = field(default_factory=TrainSection)
     run: RunSection = field(default_factory=RunSection)
 

@@ -114,6 +114,12 @@ class Trainer:
         )
         self.scaler = torch.amp.GradScaler(enabled=self.use_amp)
         self.hooks = list(hooks or [])
+        if cfg.align.strategies:
+            from nclab.align import build_hooks
+
+            self.hooks += build_hooks(
+                cfg.align, self.head, len(self.data.counts), self.model.num_features, self.data.counts
+            )
         if hasattr(self.head, "update_means"):
             self.hooks.insert(0, _HeadMeansHook())
         self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
