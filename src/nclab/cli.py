@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "measure": ("nclab.commands.measure", "neural-collapse metrics of a saved feature file"),
     "ufm": ("nclab.commands.ufm", "unconstrained-features model: solve, reproduce figures, advise"),
     "train": ("nclab.commands.train", "train on long-tailed data with NC tracking, checkpoints and resume"),
+    "report": ("nclab.commands.report", "HTML report (figures + tables) from run directories"),
     "demo": ("nclab.commands.demo", "the main job: a short tour written to --out"),
     "fed": ("nclab.commands.fed", "federated long-tailed training on Flower (FedAvg, FedProx, FedGELA)"),
 }

@@ -1,0 +1,31 @@
+"""Write a self-contained HTML report (and PNGs) from one or more run directories.
+
+Examples:
+  nclab report runs/fmnist_ce
+  nclab report runs/fmnist_ce runs/fmnist_ce_slerp --out reports/compare.html
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "run_dirs", nargs="+", metavar="RUN_DIR", help="run directories written by nclab train or nclab fed"
+    )
+    p.add_argument(
+        "--out", help="HTML file (default: RUN_DIR/report.html for one run, report.html otherwise)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from nclab.report import build_report
+
+    out = args.out or (
+        str(Path(args.run_dirs[0]) / "report.html") if len(args.run_dirs) == 1 else "report.html"
+    )
+    path = build_report(args.run_dirs, out)
+    print(f"report: {path.resolve()}")
+    return 0
