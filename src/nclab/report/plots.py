@@ -68,7 +68,8 @@ def nc_curves(runs: list[Run]) -> bytes | None:
                 ax.semilogy(xs, [max(y, 1e-8) for y in ys], color=f"C{i}", label=r.name)
         ax.set(title=key, xlabel="epoch")
         ax.grid(alpha=0.3, which="both")
-    axes[0].legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     fig.tight_layout()
     return _png(fig)
 
@@ -178,6 +179,7 @@ def collapse_curves(runs: list[Run]) -> bytes | None:
                 ax.plot(xs, ys, color=f"C{i}", label=r.name)
         ax.set(title=title, xlabel="epoch")
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     fig.tight_layout()
     return _png(fig)
