@@ -21,6 +21,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="demo_out", help="output directory (default: demo_out)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, default=2, help="epochs of each training run (default 2)")
+    p.add_argument(
+        "--data",
+        choices=["auto", "fmnist", "synthetic"],
+        default="auto",
+        help="training data: Fashion-MNIST when installed (auto), or synthetic",
+    )
 
 
 def make_demo_features(seed: int = 0) -> dict[str, np.ndarray]:
@@ -73,7 +79,14 @@ def run(args: argparse.Namespace) -> int:
     from nclab.data.fashion_mnist import default_root
     from nclab.train import Trainer, load_config
 
-    if (default_root() / "train-images-idx3-ubyte.gz").is_file():
+    have_fmnist = (default_root() / "train-images-idx3-ubyte.gz").is_file()
+    if args.data == "fmnist" and not have_fmnist:
+        from nclab.errors import DataError
+
+        raise DataError(
+            "Fashion-MNIST not found: apt-get install dataset-fashion-mnist, or use --data synthetic"
+        )
+    if have_fmnist and args.data != "synthetic":
         base = [
             "data.name=fmnist",
             "data.imbalance=100",
@@ -84,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
             "sched.warmup_epochs=0",
         ]
     else:
-        print("Fashion-MNIST not found (apt-get install dataset-fashion-mnist): using synthetic data")
+        if args.data == "auto":
+            print("Fashion-MNIST not found (apt-get install dataset-fashion-mnist): using synthetic data")
         base = ["data.name=synthetic", "data.imbalance=20", "model.name=mlp", "model.feature_dim=16"]
     base += [f"train.epochs={args.epochs}", f"train.seed={args.seed}"]
     run_dirs = []

@@ -50,6 +50,12 @@ class LossConfig:
 
 
 @dataclass
+class SamplerConfig:
+    name: str = "instance"  # instance | class_balanced | square_root | progressive | drs
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class OptimConfig:
     name: str = "sgd"  # sgd | adamw
     lr: float = 0.1
@@ -109,6 +115,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     head: HeadConfig = field(default_factory=HeadConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     sched: SchedConfig = field(default_factory=SchedConfig)
     align: AlignConfig = field(default_factory=AlignConfig)

@@ -1,7 +1,7 @@
 """The training loop (nanoGPT style: the whole loop on one screen, features attach through hooks).
 
-Determinism and exact resume: the batch order of epoch e is a permutation drawn from a generator
-seeded with (seed, e), and the augmentation of step s from one seeded with (seed, s); no global RNG is
+Determinism and exact resume: the batch order of epoch e is the sampler's ``indices(e)``, drawn
+from a generator seeded with (seed, e), and the augmentation of step s from one seeded with (seed, s); no global RNG is
 used after the model's initialisation. A checkpoint therefore needs only the model, head, optimizer,
 scheduler, scaler, hook states and the position (epoch, step in epoch): a run killed at any point
 and resumed with ``--resume`` writes the same ``metrics.jsonl`` as an uninterrupted run (on CPU).
@@ -107,6 +107,14 @@ class Trainer:
 
         self.loss_fn = create_loss(cfg.loss.name, self.data.counts, **dict(cfg.loss.kwargs))
         self.opt = build_optimizer(cfg, self.model, self.head)
+        from nclab.data.samplers import create_sampler
+
+        skw = dict(cfg.sampler.kwargs)
+        if cfg.sampler.name == "progressive":
+            skw.setdefault("epochs", cfg.train.epochs)
+        self.sampler = create_sampler(
+            cfg.sampler.name, self.data.train_y, self.data.counts, seed=cfg.train.seed, **skw
+        )
         n = len(self.data.train_y)
         self.steps_per_epoch = math.ceil(n / cfg.train.batch_size)
         self.sched = torch.optim.lr_scheduler.LambdaLR(
@@ -207,9 +215,7 @@ class Trainer:
         from tqdm import tqdm
 
         while self.epoch < cfg.train.epochs:
-            order = torch.randperm(
-                len(d.train_y), generator=torch.Generator().manual_seed(_seed(cfg.train.seed, self.epoch))
-            )
+            order = self.sampler.indices(self.epoch)  # deterministic in (seed, epoch)
             self.ctx.epoch = self.epoch
             if hasattr(self.loss_fn, "set_epoch"):  # deferred re-weighting and other schedules
                 self.loss_fn.set_epoch(self.epoch)
