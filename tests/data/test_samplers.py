@@ -37,7 +37,7 @@ def test_progressive_and_deferred_schedules():
     n = sum(COUNTS)
     prog = create_sampler("progressive", LABELS, COUNTS, epochs=3)
     assert _freq(prog.indices(0)) == pytest.approx(
-        [c / n for c in COUNTS], abs=1e-12
+        [c / n for c in COUNTS], abs=0.03
     )  # epoch 0 = instance-level
     assert _freq(torch.cat([prog.indices(2)] * 1)) == pytest.approx([0.25] * 4, abs=0.03)
     drs = create_sampler("drs", LABELS, COUNTS, start_epoch=2)
