@@ -27,11 +27,37 @@ def _features(model, x: torch.Tensor, data: TrainData, device: torch.device, bs:
         yield i, model(preprocess(x[i : i + bs].to(device), data))
 
 
+def _all_reduce_stats(stats: FeatureStats, loss_sum: float) -> float:
+    """Sum the statistics (and a scalar) over DDP ranks: every rank then holds the global ones."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return loss_sum
+    for t in (stats.counts, stats.sums, stats.sq_norms, stats.second):
+        dist.all_reduce(t)
+    buf = torch.tensor([loss_sum], dtype=torch.float64)
+    dist.all_reduce(buf)
+    return float(buf)
+
+
 @torch.no_grad()
 def evaluate(
-    model, head, loss_fn, data: TrainData, device: torch.device, *, nc: bool = True, bs: int = 1024
+    model,
+    head,
+    loss_fn,
+    data: TrainData,
+    device: torch.device,
+    *,
+    nc: bool = True,
+    bs: int = 1024,
+    rank: int = 0,
+    world: int = 1,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Returns (the flat metrics row, geometry arrays for ``geometry/<epoch>.npz``)."""
+    """Returns (the flat metrics row, geometry arrays for ``geometry/<epoch>.npz``).
+
+    Under DDP each rank streams its shard ``rank::world`` of the training set into a FeatureStats and
+    the statistics are summed across ranks (so NC metrics equal the single-process ones); the test set
+    is evaluated on every rank."""
     model.eval()
     head.eval()
     k = len(data.counts)
@@ -69,13 +95,15 @@ def evaluate(
         # train: one streaming pass (no stored copy of the training features)
         stats = FeatureStats(k, w.shape[1])
         tloss = 0.0
-        for i, f in _features(model, data.train_x, data, device, bs):
-            y = data.train_y[i : i + bs]
+        shard_x, shard_y = data.train_x[rank::world], data.train_y[rank::world]
+        for i, f in _features(model, shard_x, data, device, bs):
+            y = shard_y[i : i + bs]
             stats.update(f.float().cpu(), y)
             if getattr(loss_fn, "needs_features", False):
                 tloss += float(loss_fn(f, y.to(device), head.weight)) * len(y)
             else:
                 tloss += float(loss_fn(head(f), y.to(device))) * len(y)
+        tloss = _all_reduce_stats(stats, tloss)
         row["loss/train"] = tloss / len(data.train_y)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

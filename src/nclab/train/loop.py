@@ -88,18 +88,59 @@ def lr_factor(cfg: Config, step: int, steps_per_epoch: int) -> float:
     return 1.0
 
 
+class _Net(nn.Module):
+    """Backbone + head as one module, so that DDP synchronises both."""
+
+    def __init__(self, model: nn.Module, head: nn.Module):
+        super().__init__()
+        self.model, self.head = model, head
+
+    def forward(self, x):
+        feats = self.model(x)
+        return feats, self.head(feats)
+
+
+def _init_distributed(device: torch.device) -> tuple[int, int]:
+    """(rank, world) from torchrun's environment; initialises the process group when world > 1."""
+    import os
+
+    import torch.distributed as dist
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
 class Trainer:
-    """One training run in a run directory (see docs/contracts.md)."""
+    """One training run in a run directory (see docs/contracts.md).
+
+    Under ``torchrun --nproc_per_node N -m nclab train ...`` it uses DDP: ``train.batch_size`` is the
+    global batch, each rank takes every N-th index of it, gradients are averaged, NC statistics are
+    summed across ranks and only rank 0 writes the run directory.
+    """
 
     def __init__(
         self, cfg: Config, run_dir: str | Path, *, hooks: list[TrainHook] | None = None, resume: bool = False
     ):
         self.cfg, self.dir = cfg, Path(run_dir)
         self.device = _device(cfg)
+        if self.device.type == "cuda":
+            import os
+
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        self.rank, self.world = _init_distributed(self.device)
         self.data = load_data(cfg.data, cfg.train.seed)
         self.model, self.head = build_modules(cfg, self.data)
         self.model.to(self.device)
         self.head.to(self.device)
+        self.net: nn.Module = _Net(self.model, self.head)
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.net = DistributedDataParallel(self.net)
         self.use_amp = self.device.type == "cuda" and cfg.train.amp in ("auto", "on")
         if self.device.type == "cuda" and cfg.train.channels_last in ("auto", "on"):
             self.model.to(memory_format=torch.channels_last)
@@ -148,7 +189,8 @@ class Trainer:
                 raise NclabError(
                     f"{self.dir} already holds a run: use --resume {self.dir} or another --run-dir"
                 )
-            self._write_static()
+            if self.rank == 0:
+                self._write_static()
 
     # -- run directory ------------------------------------------------------------------------------
     def _write_static(self) -> None:
@@ -197,14 +239,15 @@ class Trainer:
         self.epoch, self.step_in_epoch, self.global_step = s["epoch"], s["step_in_epoch"], s["global_step"]
         self.elapsed_before = s["elapsed"]
         metrics = self.dir / "metrics.jsonl"
-        if metrics.exists():  # drop evaluations written after this checkpoint
+        if metrics.exists() and self.rank == 0:  # drop evaluations written after this checkpoint
             keep = [
                 ln for ln in metrics.read_text().splitlines() if ln and json.loads(ln)["epoch"] <= self.epoch
             ]
             metrics.write_text("".join(x + "\n" for x in keep))
 
     def _checkpoint(self) -> None:
-        ckpt.save_atomic(self._state(), self.dir / "checkpoints" / "last.pt")
+        if self.rank == 0:
+            ckpt.save_atomic(self._state(), self.dir / "checkpoints" / "last.pt")
 
     # -- the loop ----------------------------------------------------------------------------------
     def fit(self) -> Path:
@@ -229,14 +272,13 @@ class Trainer:
             )
             for s in bar:
                 # -- batch
-                idx = order[s * bs : (s + 1) * bs]
+                idx = order[s * bs : (s + 1) * bs][self.rank :: self.world]  # this rank's share
                 gen = torch.Generator().manual_seed(_seed(cfg.train.seed, self.global_step, 1))
                 x = preprocess(d.train_x[idx].to(dev), d, augment=cfg.data.augment, generator=gen)
                 y = d.train_y[idx].to(dev)
                 # -- forward and backward
                 with torch.autocast(dev.type, enabled=self.use_amp):
-                    feats = self.model(x)
-                    logits = self.head(feats)
+                    feats, logits = self.net(x)
                     if getattr(self.loss_fn, "needs_features", False):  # e.g. dot regression
                         loss = self.loss_fn(feats.float(), y, self.head.weight)
                     else:
@@ -295,7 +337,11 @@ class Trainer:
             self.device,
             nc=self.cfg.train.nc_tracking,
             bs=self.cfg.train.eval_batch_size,
+            rank=self.rank,
+            world=self.world,
         )
+        if self.rank != 0:  # only rank 0 writes
+            return
         out = {"epoch": self.epoch, "step": self.global_step, "lr": self.opt.param_groups[0]["lr"], **row}
         np.savez(self.dir / "geometry" / f"{self.epoch}.npz", **geom)
         with open(self.dir / "metrics.jsonl", "a") as fh:

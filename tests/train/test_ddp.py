@@ -1,0 +1,63 @@
+"""DDP on CPU (gloo, 2 processes through torchrun) against one process with the same global batch."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nclab.cli import main
+from tests.conftest import cli_env
+
+SMOKE = Path(__file__).resolve().parents[2] / "configs" / "synthetic" / "smoke.yaml"
+
+
+def _rows(d):
+    return [json.loads(x) for x in (Path(d) / "metrics.jsonl").read_text().splitlines()]
+
+
+def _close(a, b, path=""):
+    if isinstance(a, dict):
+        assert set(a) == set(b), path
+        for k in a:
+            _close(a[k], b[k], f"{path}/{k}")
+    elif isinstance(a, list):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            _close(x, y, f"{path}[{i}]")
+    elif isinstance(a, float):
+        assert b == pytest.approx(a, rel=1e-4, abs=1e-6), path
+    else:
+        assert a == b, path
+
+
+@pytest.mark.slow
+def test_two_rank_ddp_matches_single_process(tmp_path):
+    args = [str(SMOKE), "train.epochs=2", "model.name=mlp"]  # no BatchNorm: DDP == one process exactly
+    assert main(["train", *args, "--run-dir", str(tmp_path / "single")]) == 0
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "nclab",
+            "train",
+            *args,
+            "--run-dir",
+            str(tmp_path / "ddp"),
+        ],
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    single, ddp = _rows(tmp_path / "single"), _rows(tmp_path / "ddp")
+    assert len(single) == len(ddp) == 2
+    for a, b in zip(single, ddp):
+        _close(a, b)  # training steps and the NC metrics (statistics summed over the ranks) agree
