@@ -101,7 +101,7 @@ class TrainSection:
     amp: str = "auto"  # auto (on for CUDA) | on | off
     channels_last: str = "auto"
     device: str = "auto"  # auto | cpu | cuda
-    eval_batch_size: int = 1024
+    eval_batch_size: int = 256
 
 
 @dataclass

@@ -1,0 +1,87 @@
+"""Training throughput of resnet32_cifar on CIFAR-shaped synthetic data, with and without NC tracking.
+
+Baseline (same run): one training epoch (forward, backward, SGD step, batched augmentation) without
+tracking. NC tracking = one streaming FeatureStats pass over the training features after the epoch
+(eval-mode forward, no stored copy) plus the metric computation. Target (issue 4): tracking costs at
+most 10% of an epoch when evaluated every epoch; with ``train.eval_every = E`` it costs 1/E of that.
+
+Usage: python bench/train.py [--n 2048] [--batch 128] [--classes 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from nclab.heads import create_head
+from nclab.metrics import FeatureStats, nc_metrics
+from nclab.models import create_model
+from nclab.train.data_setup import TrainData, preprocess
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=2048)
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--classes", type=int, default=10)
+    args = ap.parse_args()
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (args.n, 3, 32, 32), dtype=torch.uint8, generator=g)
+    y = torch.randint(0, args.classes, (args.n,), generator=g)
+    y[: args.classes] = torch.arange(args.classes)
+    data = TrainData(
+        x,
+        y,
+        x[:10],
+        y[:10],
+        torch.bincount(y).tolist(),
+        [],
+        torch.tensor([0.49, 0.48, 0.45]),
+        torch.tensor([0.25, 0.24, 0.26]),
+        "",
+        3,
+        3 * 32 * 32,
+    )
+    model = create_model("resnet32_cifar")
+    head = create_head("linear", model.num_features, args.classes)
+    opt = torch.optim.SGD(list(model.parameters()) + list(head.parameters()), lr=0.05, momentum=0.9)
+
+    def epoch():
+        model.train()
+        order = torch.randperm(args.n, generator=g)
+        for s in range(0, args.n, args.batch):
+            idx = order[s : s + args.batch]
+            xb = preprocess(x[idx], data, augment=True, generator=g)
+            loss = torch.nn.functional.cross_entropy(head(model(xb)), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+    @torch.no_grad()
+    def track():
+        model.eval()
+        st = FeatureStats(args.classes, model.num_features)
+        for s in range(0, args.n, args.batch):
+            st.update(model(preprocess(x[s : s + args.batch], data)), y[s : s + args.batch])
+        nc_metrics(st, head.weight, head.bias, allow_missing=True)
+
+    epoch()  # warm-up
+    t0 = time.perf_counter()
+    epoch()
+    t_epoch = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    track()
+    t_track = time.perf_counter() - t0
+    print(
+        f"torch {torch.__version__}, threads {torch.get_num_threads()}, resnet32_cifar, N={args.n}, batch {args.batch}"
+    )
+    print(f"{'':28} {'seconds':>9} {'images/s':>10}")
+    print(f"{'epoch without tracking':28} {t_epoch:>9.2f} {args.n / t_epoch:>10.0f}")
+    print(f"{'epoch + NC tracking':28} {t_epoch + t_track:>9.2f} {args.n / (t_epoch + t_track):>10.0f}")
+    print(f"tracking cost: {100 * t_track / t_epoch:.1f}% of an epoch when tracked every epoch")
+
+
+if __name__ == "__main__":
+    main()
