@@ -42,3 +42,26 @@ def test_model_errors():
         create_model("resnet18", stem="tiny")
     with pytest.raises(ConfigError, match="feature_mode"):
         create_model("cnn_small", feature_mode="narrow")
+
+
+@pytest.mark.parametrize(
+    "name,kw,shape",
+    [
+        ("resnet18", dict(stem="cifar"), (2, 3, 32, 32)),
+        ("resnet32_cifar", {}, (2, 3, 32, 32)),
+        ("resnet50", dict(stem="imagenet"), (2, 3, 64, 64)),
+    ],
+)
+def test_narrow_mode_outputs_k_channels_without_projection(name, kw, shape):
+    m = create_model(name, feature_dim=10, feature_mode="narrow", **kw)
+    assert m.num_features == 10 and m.proj is None and m(torch.randn(*shape)).shape == (2, 10)
+    last = list(m.body.children())[-1]
+    assert (
+        last.short is not None
+        and isinstance(last.short[0], torch.nn.Conv2d)
+        and last.short[0].kernel_size == (1, 1)
+    )
+    base = create_model(name, **kw)
+    assert sum(p.numel() for p in m.parameters()) < sum(p.numel() for p in base.parameters())
+    with pytest.raises(ConfigError, match="feature_dim"):
+        create_model(name, feature_mode="narrow", **kw)

@@ -9,6 +9,9 @@
 
 ``feature_dim`` adds a final linear projection when it differs from the backbone width
 (``feature_mode="project"``), so that d = K is one option away (papers.md section 2).
+``feature_mode="narrow"`` (ResNets only) follows Zhu et al. (NeurIPS 2021) instead: the last residual
+block's last convolution and its BatchNorm output ``feature_dim`` channels, with a 1x1 convolution +
+BatchNorm shortcut, and no projection.
 """
 
 from __future__ import annotations
@@ -23,18 +26,27 @@ from nclab.errors import ConfigError
 from nclab.models import register_model
 
 
+def _check_mode(feature_mode: str, feature_dim: int | None, residual: bool) -> bool:
+    if feature_mode not in ("project", "narrow"):
+        raise ConfigError(f"feature_mode must be 'project' or 'narrow', got {feature_mode!r}")
+    if feature_mode == "narrow":
+        if not residual:
+            raise ConfigError("feature_mode='narrow' needs a backbone with a last residual block (a ResNet)")
+        if not feature_dim:
+            raise ConfigError("feature_mode='narrow' needs feature_dim (e.g. the number of classes)")
+    return feature_mode == "narrow"
+
+
 class _Features(nn.Module):
     """body -> global pooling -> optional projection; ``num_features`` is the output width."""
 
-    def __init__(self, body: nn.Module, width: int, feature_dim: int | None, feature_mode: str = "project"):
+    def __init__(self, body: nn.Module, width: int, feature_dim: int | None, project: bool = True):
         super().__init__()
-        if feature_mode != "project":
-            raise ConfigError(
-                f"feature_mode {feature_mode!r} is not available for this backbone (use 'project')"
-            )
         self.body = body
-        self.proj = nn.Linear(width, feature_dim) if feature_dim and feature_dim != width else None
-        self.num_features = feature_dim or width
+        self.proj = (
+            nn.Linear(width, feature_dim) if project and feature_dim and feature_dim != width else None
+        )
+        self.num_features = (feature_dim or width) if project else width
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.body(x)
@@ -52,6 +64,7 @@ def cnn_small(
     **_: Any,
 ):
     """Small CNN for 28x28 inputs: conv(32)-BN-ReLU-pool, conv(64)-BN-ReLU-pool, linear to ``width``."""
+    _check_mode(feature_mode, feature_dim, residual=False)
     body = nn.Sequential(
         nn.Conv2d(in_channels, 32, 3, padding=1, bias=False),
         nn.BatchNorm2d(32),
@@ -65,23 +78,24 @@ def cnn_small(
         nn.Linear(64 * 7 * 7, width),
         nn.ReLU(inplace=True),
     )
-    return _Features(body, width, feature_dim, feature_mode)
+    return _Features(body, width, feature_dim)
 
 
 class _BasicBlock(nn.Module):
     expansion = 1
 
-    def __init__(self, cin: int, cout: int, stride: int = 1, option_a: bool = False):
+    def __init__(self, cin: int, cout: int, stride: int = 1, option_a: bool = False, out: int | None = None):
         super().__init__()
+        out = out or cout  # out != cout: the narrow last block (second conv outputs `out` channels)
         self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.option_a = option_a and (stride != 1 or cin != cout)
+        self.conv2 = nn.Conv2d(cout, out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out)
+        self.option_a = option_a and out == cout and (stride != 1 or cin != cout)
         self.pad = (cout - cin) // 2
         self.short = None
-        if not option_a and (stride != 1 or cin != cout):
-            self.short = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+        if not self.option_a and (stride != 1 or cin != out):
+            self.short = nn.Sequential(nn.Conv2d(cin, out, 1, stride, bias=False), nn.BatchNorm2d(out))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
@@ -98,9 +112,9 @@ class _BasicBlock(nn.Module):
 class _Bottleneck(nn.Module):
     expansion = 4
 
-    def __init__(self, cin: int, planes: int, stride: int = 1):
+    def __init__(self, cin: int, planes: int, stride: int = 1, out: int | None = None):
         super().__init__()
-        cout = planes * 4
+        cout = out or planes * 4
         self.conv1 = nn.Conv2d(cin, planes, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(planes)
         self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
@@ -123,6 +137,7 @@ def resnet32_cifar(
     *, in_channels: int = 3, feature_dim: int | None = None, feature_mode: str = "project", **_: Any
 ):
     """The LDAM-DRW ResNet-32 for 32x32 inputs (64 features)."""
+    narrow = _check_mode(feature_mode, feature_dim, residual=True)
     layers: list[nn.Module] = [
         nn.Conv2d(in_channels, 16, 3, 1, 1, bias=False),
         nn.BatchNorm2d(16),
@@ -131,12 +146,15 @@ def resnet32_cifar(
     cin = 16
     for cout, stride in ((16, 1), (32, 2), (64, 2)):
         for i in range(5):
-            layers.append(_BasicBlock(cin, cout, stride if i == 0 else 1, option_a=True))
+            out = feature_dim if (narrow and cout == 64 and i == 4) else None
+            layers.append(_BasicBlock(cin, cout, stride if i == 0 else 1, option_a=True, out=out))
             cin = cout
-    return _Features(nn.Sequential(*layers), 64, feature_dim, feature_mode)
+    width = int(feature_dim) if narrow else 64
+    return _Features(nn.Sequential(*layers), width, feature_dim, project=not narrow)
 
 
 def _resnet(block, blocks: list[int], in_channels: int, stem: str, feature_dim, feature_mode):
+    narrow = _check_mode(feature_mode, feature_dim, residual=True)
     if stem == "cifar":
         layers: list[nn.Module] = [
             nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False),
@@ -156,9 +174,10 @@ def _resnet(block, blocks: list[int], in_channels: int, stem: str, feature_dim, 
     for i, (planes, n) in enumerate(zip((64, 128, 256, 512), blocks)):
         for j in range(n):
             stride = 2 if (i > 0 and j == 0) else 1
-            layers.append(block(cin, planes, stride))
-            cin = planes * block.expansion
-    return _Features(nn.Sequential(*layers), cin, feature_dim, feature_mode)
+            out = feature_dim if (narrow and i == 3 and j == n - 1) else None
+            layers.append(block(cin, planes, stride, out=out))
+            cin = out or planes * block.expansion
+    return _Features(nn.Sequential(*layers), cin, feature_dim, project=not narrow)
 
 
 @register_model
