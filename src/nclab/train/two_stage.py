@@ -1,0 +1,162 @@
+"""Two-stage long-tailed methods on a trained backbone (papers.md section 9).
+
+- cRT (classifier re-training, Kang et al., ICLR 2020): backbone frozen, the head re-initialised and
+  trained with class-balanced sampling.
+- tau-normalisation (Kang et al. 2020): w_k <- w_k / ||w_k||^tau, post hoc, tau chosen on a validation
+  split carved from the training set (never the test set).
+- LWS (learnable weight scaling, Kang et al. 2020): logits f_k (w_k^T h + b_k) with only f trained,
+  class-balanced sampling.
+- Weight balancing stage 2 (Alshammari et al., CVPR 2022): head trained with the class-balanced loss and
+  a MaxNorm projection ||w_k|| <= ``max_norm`` after every step.
+
+The backbone is frozen in every method, so its features are computed once (eval mode) and the head
+is trained on them: only the head changes (tested).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from nclab.data.samplers import create_sampler
+from nclab.errors import ConfigError
+
+
+def validation_split(
+    labels: torch.Tensor, fraction: float, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train indices, validation indices): ``fraction`` of every class (at least one sample of each
+    class with >= 2 samples) goes to validation, chosen with a seeded generator."""
+    if not 0 < fraction < 1:
+        raise ConfigError(f"validation fraction must be in (0, 1), got {fraction}")
+    g = torch.Generator().manual_seed(seed)
+    tr, va = [], []
+    for c in torch.unique(labels):
+        idx = (labels == c).nonzero().flatten()
+        idx = idx[torch.randperm(len(idx), generator=g)]
+        n_val = max(1, int(round(fraction * len(idx)))) if len(idx) >= 2 else 0
+        va.append(idx[:n_val])
+        tr.append(idx[n_val:])
+    return torch.cat(tr).sort().values, torch.cat(va).sort().values
+
+
+def tau_normalize(weight: torch.Tensor, tau: float) -> torch.Tensor:
+    """w_k / ||w_k||^tau (rows are classes)."""
+    return weight / weight.norm(dim=1, keepdim=True).clamp_min(1e-12) ** tau
+
+
+@torch.no_grad()
+def search_tau(
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    feats: torch.Tensor,
+    labels: torch.Tensor,
+    taus: Sequence[float] = tuple(i / 10 for i in range(0, 21)),
+) -> tuple[float, float]:
+    """The tau in ``taus`` with the best balanced accuracy (mean per-class) on validation features."""
+    best = (-1.0, 0.0)
+    k = weight.shape[0]
+    for tau in taus:
+        logits = feats @ tau_normalize(weight, tau).T + (bias if bias is not None else 0.0)
+        pred = logits.argmax(1)
+        per = torch.zeros(k)
+        for c in range(k):
+            m = labels == c
+            if m.any():
+                per[c] = (pred[m] == c).float().mean()
+        acc = float(per[torch.bincount(labels, minlength=k) > 0].mean())
+        if acc > best[0]:
+            best = (acc, float(tau))
+    return best[1], best[0]
+
+
+@torch.no_grad()
+def frozen_features(model: nn.Module, x: torch.Tensor, prep, bs: int = 256) -> torch.Tensor:
+    model.eval()
+    return torch.cat([model(prep(x[i : i + bs])) for i in range(0, len(x), bs)])
+
+
+class LWSHead(nn.Module):
+    """Learnable per-class scales on a frozen linear classifier."""
+
+    def __init__(self, head: nn.Module):
+        super().__init__()
+        self.register_buffer("weight", head.weight.detach().clone())
+        b = getattr(head, "bias", None)
+        self.register_buffer(
+            "fixed_bias", b.detach().clone() if b is not None else torch.zeros(self.weight.shape[0])
+        )
+        self.scale = nn.Parameter(torch.ones(self.weight.shape[0]))
+        self.bias = None
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.scale * (h @ self.weight.T + self.fixed_bias)
+
+
+def train_head(
+    head: nn.Module,
+    feats: torch.Tensor,
+    labels: torch.Tensor,
+    counts: Sequence[int],
+    *,
+    epochs: int = 10,
+    lr: float = 0.1,
+    batch_size: int = 128,
+    seed: int = 0,
+    loss: str = "ce",
+    max_norm: float | None = None,
+    weight_decay: float = 5e-4,
+) -> nn.Module:
+    """Train ``head`` on fixed features with class-balanced sampling (cRT, LWS) or the class-balanced
+    loss with a MaxNorm projection (weight balancing, ``loss="cb"``, ``max_norm``)."""
+    from nclab.losses import create_loss
+
+    sampler = create_sampler("instance" if loss == "cb" else "class_balanced", labels, counts, seed=seed)
+    crit = create_loss(loss, counts)
+    params = [p for p in head.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
+    steps = max(1, len(labels) // batch_size)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs * steps)
+    for e in range(epochs):
+        order = sampler.indices(e)
+        for s in range(steps):
+            idx = order[s * batch_size : (s + 1) * batch_size]
+            out = crit(head(feats[idx]), labels[idx])
+            opt.zero_grad()
+            out.backward()
+            opt.step()
+            sched.step()
+            if max_norm is not None:
+                with torch.no_grad():
+                    w = head.weight
+                    w.mul_((max_norm / w.norm(dim=1, keepdim=True).clamp_min(1e-12)).clamp(max=1.0))
+    return head
+
+
+def crt(head_factory, feats: torch.Tensor, labels: torch.Tensor, counts: Sequence[int], **kw) -> nn.Module:
+    """Re-initialise the head (``head_factory()``) and train it with class-balanced sampling."""
+    torch.manual_seed(kw.get("seed", 0))
+    return train_head(head_factory(), feats, labels, counts, **kw)
+
+
+def lws(head: nn.Module, feats: torch.Tensor, labels: torch.Tensor, counts: Sequence[int], **kw) -> nn.Module:
+    """Learn per-class scales of the trained classifier with class-balanced sampling."""
+    kw.setdefault("weight_decay", 0.0)
+    return train_head(LWSHead(head), feats, labels, counts, **kw)
+
+
+def weight_balancing_stage2(
+    head: nn.Module, feats, labels, counts, *, max_norm: float = 1.0, **kw
+) -> nn.Module:
+    """Stage 2 of weight balancing: class-balanced loss + MaxNorm every iteration."""
+    return train_head(head, feats, labels, counts, loss="cb", max_norm=max_norm, **kw)
+
+
+def predict(head: nn.Module, feats: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return head(feats).argmax(1)
+
+
+__all__ = ["crt", "lws", "search_tau", "tau_normalize", "validation_split", "weight_balancing_stage2"]
