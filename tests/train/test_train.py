@@ -94,7 +94,9 @@ def test_lr_schedule_and_weight_decay_groups():
 def test_killed_run_resumes_exactly(tmp_path):
     full, part = tmp_path / "full", tmp_path / "part"
     args = [str(SMOKE), "train.ckpt_every_steps=1"]
-    assert main(["train", *args, "--run-dir", str(full)]) == 0
+    # every run in a subprocess with the same environment (thread count), so that floats match exactly
+    cmd = [sys.executable, "-m", "nclab", "train"]
+    assert subprocess.run([*cmd, *args, "--run-dir", str(full)], env=cli_env(), capture_output=True).returncode == 0
     proc = subprocess.Popen(
         [sys.executable, "-m", "nclab", "train", *args, "--run-dir", str(part)],
         env=cli_env(),
@@ -117,5 +119,6 @@ def test_killed_run_resumes_exactly(tmp_path):
     proc.wait()
     s = torch.load(ckpt, weights_only=False)
     assert s["epoch"] < 4, "the run finished before it could be killed"
-    assert main(["train", "--resume", str(part)]) == 0
+    r = subprocess.run([*cmd, "--resume", str(part)], env=cli_env(), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
     assert _rows(part) == _rows(full)
