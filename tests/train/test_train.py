@@ -96,7 +96,10 @@ def test_killed_run_resumes_exactly(tmp_path):
     args = [str(SMOKE), "train.ckpt_every_steps=1"]
     # every run in a subprocess with the same environment (thread count), so that floats match exactly
     cmd = [sys.executable, "-m", "nclab", "train"]
-    assert subprocess.run([*cmd, *args, "--run-dir", str(full)], env=cli_env(), capture_output=True).returncode == 0
+    assert (
+        subprocess.run([*cmd, *args, "--run-dir", str(full)], env=cli_env(), capture_output=True).returncode
+        == 0
+    )
     proc = subprocess.Popen(
         [sys.executable, "-m", "nclab", "train", *args, "--run-dir", str(part)],
         env=cli_env(),

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from omegaconf import MISSING, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
-
+from nclab.configio import load_structured
 from nclab.errors import ConfigError
 
 METHODS = ("fedavg", "fedavg_etf", "fedprox", "fedgela")
@@ -54,28 +51,12 @@ class FedConfig:
     gela_c: float | None = None  # FedGELA's C (None: K)
     tau: float = 10.0  # logit scale of ETF heads on normalised features
     nc_samples: int = 5000  # training samples used for the NC metrics of the aggregated model
-    run_dir: str = MISSING
+    run_dir: str = ""
 
 
 def load_fed_config(path: str | Path | None, overrides: list[str] | None = None) -> FedConfig:
     """Merge the schema, a YAML file and ``key=value`` overrides; errors name the valid keys."""
-    schema = OmegaConf.structured(FedConfig)
-    try:
-        cfg = schema
-        if path is not None:
-            p = Path(path)
-            if not p.is_file():
-                raise ConfigError(f"config file {str(p)!r} does not exist")
-            cfg = OmegaConf.merge(cfg, OmegaConf.load(p))
-        if overrides:
-            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
-    except OmegaConfBaseException as err:
-        valid = ", ".join(_keys(OmegaConf.to_container(schema, resolve=False)))
-        raise ConfigError(f"invalid federated config: {err.msg}. Valid keys: {valid}") from None
-    out: FedConfig = OmegaConf.to_object(cfg) if not OmegaConf.is_missing(cfg, "run_dir") else None  # type: ignore
-    if out is None:
-        cfg.run_dir = ""
-        out = OmegaConf.to_object(cfg)  # type: ignore[assignment]
+    out: FedConfig = load_structured(FedConfig, path, overrides, "federated config")
     if out.method not in METHODS:
         raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {out.method!r}")
     if out.partition.kind not in ("pcdd", "dirichlet"):
@@ -86,14 +67,4 @@ def load_fed_config(path: str | Path | None, overrides: list[str] | None = None)
         )
     if out.rounds < 1:
         raise ConfigError("rounds must be >= 1")
-    return out
-
-
-def _keys(d: Any, prefix: str = "") -> list[str]:
-    out = []
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out += _keys(v, f"{prefix}{k}.")
-        else:
-            out.append(f"{prefix}{k}")
     return out

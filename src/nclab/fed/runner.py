@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -22,20 +21,8 @@ from nclab.errors import NclabError
 from nclab.fed.config import FedConfig
 from nclab.fed.local import predict
 from nclab.fed.setup import get_setup
-
-
-def _flatten(prefix: str, obj: Any, out: dict[str, Any]) -> None:
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            _flatten(f"{prefix}/{k}", v, out)
-    else:
-        out[prefix] = obj
-
-
-def _atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+from nclab.train.checkpoint import save_atomic
+from nclab.train.evaluate import flatten
 
 
 def _nan_to_none(x: Any) -> Any:
@@ -126,7 +113,7 @@ class FedRun:
             nc = measure(
                 feats.double(), labels, w.double(), None if b is None else b.double(), counts=s.counts
             )
-            _flatten("nc", nc, row)
+            flatten("nc", nc, row)
         except NclabError as err:  # e.g. a class absent from the subsample
             logging.getLogger("nclab.fed").warning("NC metrics skipped in round %d: %s", rnd, err)
         means = (
@@ -144,7 +131,7 @@ class FedRun:
         )
         with open(self.dir / "metrics.jsonl", "a") as fh:
             fh.write(json.dumps({k_: _nan_to_none(v) for k_, v in row.items()}) + "\n")
-        _atomic_save({"round": rnd, "params": [torch.from_numpy(np.asarray(p)) for p in params]}, self.ckpt)
+        save_atomic({"round": rnd, "params": [torch.from_numpy(np.asarray(p)) for p in params]}, self.ckpt)
         self.done_rounds = rnd
         personal = row["fed/personal_acc"]
         personal_txt = "n/a" if personal is None else f"{personal:.4f}"

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
+from nclab.configio import load_structured
 from nclab.errors import ConfigError
 
 
@@ -123,35 +123,9 @@ class Config:
     run: RunSection = field(default_factory=RunSection)
 
 
-def _keys(d: Any, prefix: str = "") -> list[str]:
-    out = []
-    for k, v in d.items():
-        if isinstance(v, dict) and k != "kwargs":
-            out += _keys(v, f"{prefix}{k}.")
-        else:
-            out.append(f"{prefix}{k}")
-    return out
-
-
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
     """Schema <- YAML file <- ``key=value`` overrides, validated."""
-    schema = OmegaConf.structured(Config)
-    try:
-        cfg = schema
-        if path is not None:
-            p = Path(path)
-            if not p.is_file():
-                raise ConfigError(f"config file {str(p)!r} does not exist")
-            cfg = OmegaConf.merge(cfg, OmegaConf.load(p))
-        if overrides:
-            bad = [o for o in overrides if "=" not in o]
-            if bad:
-                raise ConfigError(f"overrides must be key=value, got {bad}")
-            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
-        out: Config = OmegaConf.to_object(cfg)  # type: ignore[assignment]
-    except OmegaConfBaseException as err:
-        valid = ", ".join(_keys(OmegaConf.to_container(schema)))
-        raise ConfigError(f"invalid config: {err.msg.splitlines()[0]}. Valid keys: {valid}") from None
+    out: Config = load_structured(Config, path, overrides)
     _validate(out)
     return out
 
