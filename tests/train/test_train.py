@@ -125,3 +125,22 @@ def test_killed_run_resumes_exactly(tmp_path):
     r = subprocess.run([*cmd, "--resume", str(part)], env=cli_env(), capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     assert _rows(part) == _rows(full)
+
+
+def test_tensorboard_logging(tmp_path):
+    pytest.importorskip("tensorboard")
+    assert (
+        main(
+            [
+                "train",
+                str(SMOKE),
+                "train.epochs=1",
+                "train.tensorboard=true",
+                "--run-dir",
+                str(tmp_path / "r"),
+            ]
+        )
+        == 0
+    )
+    files = list((tmp_path / "r" / "tb").glob("events.out.tfevents.*"))
+    assert files and files[0].stat().st_size > 100

@@ -102,6 +102,7 @@ class TrainSection:
     channels_last: str = "auto"
     device: str = "auto"  # auto | cpu | cuda
     eval_batch_size: int = 256
+    tensorboard: bool = False  # also log every evaluation to RUN_DIR/tb (needs the tensorboard package)
 
 
 @dataclass

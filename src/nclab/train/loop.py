@@ -180,6 +180,11 @@ class Trainer:
             epochs=cfg.train.epochs,
             device=self.device,
         )
+        self.tb = None
+        if cfg.train.tensorboard and self.rank == 0:
+            from nclab.train.tensorboard import TensorBoardLogger
+
+            self.tb = TensorBoardLogger(self.dir)
         self.t0 = time.time()
         self.elapsed_before = 0.0
         if resume:
@@ -346,6 +351,8 @@ class Trainer:
         np.savez(self.dir / "geometry" / f"{self.epoch}.npz", **geom)
         with open(self.dir / "metrics.jsonl", "a") as fh:
             fh.write(json.dumps(_clean(out)) + "\n")
+        if self.tb is not None:
+            self.tb.log(out, self.epoch)
         acc = row["acc/all"]
         few = row.get("acc/few")
         print(
