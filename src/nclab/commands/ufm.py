@@ -40,11 +40,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     r.add_argument("--out", default="ufm_figures", help="output directory")
     r.add_argument("--quick", action="store_true", help="smaller grids (seconds)")
     a = sub.add_parser("advise", help="weight decay and oversampling against minority collapse")
-    a.add_argument("--counts", dest="advise_counts", help="class counts, e.g. 500x5,100x5")
-    a.add_argument("--run", help="a run directory (classes.json counts, config.yaml weight decays)")
-    a.add_argument("--lambda", dest="lam", type=float, help="the convex program's lambda")
-    a.add_argument("--lambda-w", dest="a_lambda_w", type=float, help="classifier weight decay")
-    a.add_argument("--lambda-h", dest="a_lambda_h", type=float, help="feature (backbone) weight decay")
+    a.add_argument("--counts", dest="advise_counts", metavar="COUNTS", help="class counts, e.g. 500x5,100x5")
+    a.add_argument(
+        "--run", metavar="RUN_DIR", help="a run directory (classes.json counts, config.yaml weight decays)"
+    )
+    a.add_argument("--lambda", dest="lam", metavar="L", type=float, help="the convex program's lambda")
+    a.add_argument("--lambda-w", dest="a_lambda_w", metavar="W", type=float, help="classifier weight decay")
+    a.add_argument(
+        "--lambda-h", dest="a_lambda_h", metavar="H", type=float, help="feature (backbone) weight decay"
+    )
     a.add_argument(
         "--lambda-b", dest="a_lambda_b", type=float, default=0.0, help="bias penalty of the program"
     )
