@@ -50,7 +50,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--lambda-h", dest="a_lambda_h", metavar="H", type=float, help="feature (backbone) weight decay"
     )
     a.add_argument(
-        "--lambda-b", dest="a_lambda_b", type=float, default=0.0, help="bias penalty of the program"
+        "--lambda-b",
+        dest="a_lambda_b",
+        metavar="B",
+        type=float,
+        default=0.0,
+        help="bias penalty of the program",
     )
     a.add_argument("--json", dest="a_json", action="store_true", help="print the Advice fields as JSON")
 
