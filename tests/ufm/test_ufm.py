@@ -127,3 +127,25 @@ def test_history_records_nc_metrics_and_optimizers_run():
 def test_bad_input(call):
     with pytest.raises(NclabError):
         call()
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_closed_form_ce_gradients_match_autograd(bias):
+    ufm = UFM([5, 3, 2], dim=4, lambda_w=1e-2, lambda_h=2e-2, lambda_b=3e-2, bias=bias)
+    W, H, b = ufm.init(seed=1, scale=0.5)
+    b = b + 0.1
+    params = [W.requires_grad_(True), H.requires_grad_(True)] + ([b.requires_grad_(True)] if bias else [])
+    auto = torch.autograd.grad(ufm.objective(W, H, b), params)
+    manual = ufm._ce_gradients(W.detach(), H.detach(), b.detach())
+    for a, m in zip(auto, manual):
+        torch.testing.assert_close(a, m, rtol=1e-10, atol=1e-12)
+
+
+def test_fused_gd_step_equals_plain_gradient_step():
+    ufm = UFM([5, 3, 2], dim=4, lambda_w=1e-2, lambda_h=2e-2, lambda_b=3e-2)
+    W, H, b = ufm.init(seed=2, scale=0.5)
+    gw, gh, gb = ufm._ce_gradients(W, H, b)
+    expect = (W - 0.3 * gw, H - 0.3 * gh, b - 0.3 * gb)
+    ufm._ce_gd_step(W, H, b, 0.3)
+    for got, ref in zip((W, H, b), expect):
+        torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-14)

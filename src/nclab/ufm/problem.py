@@ -195,10 +195,23 @@ class UFM:
         for step in range(1, steps + 1):
             if optimizer == "sgd":
                 idx = torch.randperm(n, generator=g)[:bs]
-                loss = self._minibatch_objective(W, H, b, idx)
+                grads = torch.autograd.grad(self._minibatch_objective(W, H, b, idx), params)
+            elif self.loss == "ce" and not self.normalized:
+                if opt is None:  # plain GD: fused in-place step with the closed-form gradients
+                    self._ce_gd_step(W, H, b, lr)
+                    if callback is not None:
+                        callback(step, W, H, b)
+                    if record_every and step % record_every == 0:
+                        history.append(self._record(step, W, H, b))
+                    if tol and step % 100 == 0:
+                        val = float(self.objective(W, H, b))
+                        if last_check is not None and abs(last_check - val) <= tol * abs(val):
+                            break
+                        last_check = val
+                    continue
+                grads = self._ce_gradients(W, H, b)  # closed-form gradients: no autograd overhead
             else:
-                loss = self.objective(W, H, b)
-            grads = torch.autograd.grad(loss, params)
+                grads = torch.autograd.grad(self.objective(W, H, b), params)
             with torch.no_grad():
                 if opt is None:
                     for p, gr in zip(params, grads):
@@ -227,6 +240,38 @@ class UFM:
         if not history or history[-1]["step"] != step:
             history.append(self._record(step, res.W, res.H, res.b))
         return res
+
+    @torch.no_grad()
+    def _ce_gradients(self, W: torch.Tensor, H: torch.Tensor, b: torch.Tensor) -> list[torch.Tensor]:
+        """Gradients of the CE objective: with G = (softmax(H W^T + b) - Y)/N,
+        dW = G^T H + lambda_W W, dH = G W + lambda_H H, db = sum_i G_i + lambda_b b (tested against autograd)."""
+        logits = H @ W.T  # (N, K)
+        if self.bias:
+            logits += b
+        g = torch.softmax(logits, 1)
+        g[torch.arange(len(self.labels)), self.labels] -= 1.0
+        g /= len(self.labels)
+        out = [g.T @ H + self.lambda_w * W, g @ W + self.lambda_h * H]
+        if self.bias:
+            out.append(g.sum(0) + self.lambda_b * b)
+        return out
+
+    @torch.no_grad()
+    def _ce_gd_step(self, W: torch.Tensor, H: torch.Tensor, b: torch.Tensor, lr: float) -> None:
+        """One GD step with the gradients of :meth:`_ce_gradients`, fused into in-place updates
+        (W <- (1 - lr lambda_W) W - lr G^T H and H <- (1 - lr lambda_H) H - lr G W, both from the old
+        values)."""
+        logits = H @ W.T
+        if self.bias:
+            logits += b
+        g = torch.softmax(logits, 1)
+        g[torch.arange(len(self.labels)), self.labels] -= 1.0
+        g /= len(self.labels)
+        w_new = torch.addmm(W, g.T, H, beta=1 - lr * self.lambda_w, alpha=-lr)  # (K, d), old H
+        H.addmm_(g, W, beta=1 - lr * self.lambda_h, alpha=-lr)  # old W
+        W.copy_(w_new)
+        if self.bias:
+            b.mul_(1 - lr * self.lambda_b).add_(g.sum(0), alpha=-lr)
 
     def _minibatch_objective(self, W, H, b, idx):
         sub = UFM.__new__(UFM)
