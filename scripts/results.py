@@ -24,29 +24,38 @@ KEYS = [
 ]
 
 
+FED_KEYS = [
+    ("acc/all", "generic acc"),
+    ("fed/personal_acc", "personal acc"),
+    ("fed/missing_class_cos", "missing-class cos"),
+    ("nc/nc1", "NC1"),
+    ("nc/nc3", "NC3"),
+]
+
+
 def fmt(v) -> str:
     if v is None:
         return "-"
     return f"{v:.4f}" if isinstance(v, float) else str(v)
 
 
-def table(run_dirs: list[Path]) -> str:
+def table(run_dirs: list[Path], keys: list[tuple[str, str]] = KEYS) -> str:
     lines = [
-        "| run | epochs | " + " | ".join(t for _, t in KEYS) + " | wall time |",
-        "|---" * (len(KEYS) + 3) + "|",
+        "| run | epochs | " + " | ".join(t for _, t in keys) + " | wall time |",
+        "|---" * (len(keys) + 3) + "|",
     ]
     for rd in run_dirs:
         rows = [json.loads(x) for x in (rd / "metrics.jsonl").read_text().splitlines() if x.strip()]
         last = rows[-1]
-        wall = "-"
+        wall = f"{last['wall_time']:.0f} s" if isinstance(last.get("wall_time"), float) else "-"
         ckpt = rd / "checkpoints" / "last.pt"
-        if ckpt.is_file():
+        if wall == "-" and ckpt.is_file():
             import torch
 
             wall = f"{torch.load(ckpt, map_location='cpu', weights_only=False).get('elapsed', 0):.0f} s"
         lines.append(
             f"| {rd.name} | {last['epoch']} | "
-            + " | ".join(fmt(last.get(k)) for k, _ in KEYS)
+            + " | ".join(fmt(last.get(k)) for k, _ in keys)
             + f" | {wall} |"
         )
     return "\n".join(lines)
@@ -58,8 +67,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("docs/results.md"))
     ap.add_argument("--title", default="Results")
     ap.add_argument("--note", default="")
+    ap.add_argument("--fed", action="store_true", help="federated runs: generic/personal accuracy columns")
     args = ap.parse_args()
-    section = f'## {args.title}\n\n{args.note}\n\n{table(args.runs)}\n\nRegenerate: `python scripts/results.py {" ".join(str(r) for r in args.runs)} --title "{args.title}"`\n'
+    section = f'## {args.title}\n\n{args.note}\n\n{table(args.runs, FED_KEYS if args.fed else KEYS)}\n\nRegenerate: `python scripts/results.py {" ".join(str(r) for r in args.runs)}{" --fed" if args.fed else ""} --title "{args.title}"`\n'
     text = (
         args.out.read_text()
         if args.out.is_file()
