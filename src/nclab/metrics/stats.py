@@ -10,8 +10,9 @@ State (all float64, memory O(K d + d^2)):
 These raw moments are additive, so batches, data loaders and DDP ranks merge by plain summation
 (torchmetrics' ``dist_reduce_fx="sum"``). The heavy per-batch product runs in the input dtype on
 *batch-centred* data, as in the pairwise update of Chan, Golub and LeVeque (1979/1983): within a batch
-each feature is centred on a shift m_k close to its class's batch mean (the batch class mean rounded
-to the input dtype), x_i = h_i - m_{y_i}, r_k = sum_{i in k} x_i, and exactly
+each feature is centred on a shift m_k close to its class mean (the running class mean, or for a
+class seen for the first time its first sample in the batch, in the input dtype), x_i = h_i - m_{y_i},
+r_k = sum_{i in k} x_i, and exactly
 
     sum_i h_i h_i^T = sum_i x_i x_i^T + sum_k (r_k m_k^T + m_k r_k^T + n_k m_k m_k^T),
 
@@ -73,10 +74,17 @@ class FeatureStats:
         k = self.num_classes
         n_b = torch.bincount(y, minlength=k)  # (K,)
         present = n_b > 0
-        nf = n_b.to(x.dtype).clamp_min(1)
-        # shift: rough class means in the input dtype (any shift is exact below; it only has to be
+        # shift: the running class mean where the class was seen before, else the class's first sample
+        # in this batch (O(K d), no pass over the batch; any shift is exact below, it only has to be
         # close to the class means so that the centred values are small)
-        shift = torch.zeros(k, self.dim, dtype=x.dtype, device=x.device).index_add_(0, y, x) / nf[:, None]
+        first = torch.full((k,), len(y), dtype=torch.long, device=y.device).scatter_reduce_(
+            0, y, torch.arange(len(y), device=y.device), "amin"
+        )
+        shift = torch.zeros(k, self.dim, dtype=x.dtype, device=x.device)
+        shift[present] = x[first[present]]
+        seen = self.counts > 0
+        if bool(seen.any()):
+            shift[seen] = (self.sums[seen] / self.counts[seen, None]).to(x.dtype)
         xc = x - shift[y]  # (N, d), input dtype, of the order of the within-class spread
         r = torch.zeros_like(shift).index_add_(0, y, xc).double()  # (K, d) residual sums
         m = shift.double()  # (K, d)
