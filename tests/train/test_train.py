@@ -144,3 +144,28 @@ def test_tensorboard_logging(tmp_path):
     )
     files = list((tmp_path / "r" / "tb").glob("events.out.tfevents.*"))
     assert files and files[0].stat().st_size > 100
+
+
+@pytest.mark.parametrize("method", ["crt", "tau_norm", "lws", "wb"])
+def test_stage2_methods_from_the_config(tmp_path, method):
+    r = tmp_path / method
+    assert (
+        main(
+            [
+                "train",
+                str(SMOKE),
+                "train.epochs=1",
+                f"stage2.method={method}",
+                "stage2.epochs=1",
+                "--run-dir",
+                str(r),
+            ]
+        )
+        == 0
+    )
+    rows = _rows(r)
+    assert len(rows) == 2 and rows[-1]["stage"] == method and "acc/all" in rows[-1]
+    if method == "tau_norm":
+        assert 0.0 <= rows[-1]["stage2/tau"] <= 2.0
+    # the backbone of the checkpoint is the one stage 2 used (stage 2 never trains it)
+    assert (r / "stage2.done").read_text() == method

@@ -82,8 +82,9 @@ def build_report(run_dirs: list[str | Path], out: str | Path) -> Path:
     ]
     for r in runs:
         last = r.last
+        label = r.name + (f" (stage 2: {last['stage']})" if "stage" in last else "")
         parts.append(
-            f"<tr><td style='text-align:left'>{html.escape(r.name)}</td><td>{_fmt(last.get('epoch'))}</td>"
+            f"<tr><td style='text-align:left'>{html.escape(label)}</td><td>{_fmt(last.get('epoch'))}</td>"
             + "".join(f"<td>{_fmt(last.get(k))}</td>" for k, _ in FINAL_KEYS)
             + "</tr>"
         )

@@ -25,6 +25,8 @@ class Run:
     def series(self, key: str) -> tuple[list[int], list[float]]:
         xs, ys = [], []
         for r in self.rows:
+            if "stage" in r:  # a two-stage row is not an epoch of the curve
+                continue
             v = r.get(key)
             if isinstance(v, (int, float)) and v is not None:
                 xs.append(r["epoch"])

@@ -90,6 +90,18 @@ class AlignConfig:
 
 
 @dataclass
+class Stage2Config:
+    """Second stage on the frozen backbone after training (docs/losses.md): none, crt, tau_norm, lws, wb."""
+
+    method: str = "none"
+    epochs: int = 10
+    lr: float = 0.1
+    batch_size: int = 128
+    val_fraction: float = 0.1  # tau_norm: tau searched on this per-class split of the training set
+    max_norm: float = 1.0  # wb: MaxNorm threshold
+
+
+@dataclass
 class TrainSection:
     epochs: int = 5
     batch_size: int = 128
@@ -120,6 +132,7 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     sched: SchedConfig = field(default_factory=SchedConfig)
     align: AlignConfig = field(default_factory=AlignConfig)
+    stage2: Stage2Config = field(default_factory=Stage2Config)
     train: TrainSection = field(default_factory=TrainSection)
     run: RunSection = field(default_factory=RunSection)
 
@@ -143,6 +156,10 @@ def _validate(c: Config) -> None:
         (c.train.batch_size >= 1, "train.batch_size must be >= 1"),
         (c.train.eval_every >= 1, "train.eval_every must be >= 1"),
         (c.optim.lr > 0, "optim.lr must be > 0"),
+        (
+            c.stage2.method in ("none", "crt", "tau_norm", "lws", "wb"),
+            "stage2.method must be none, crt, tau_norm, lws or wb",
+        ),
         (c.data.imbalance >= 1, "data.imbalance must be >= 1"),
     ]
     for ok, msg in checks:

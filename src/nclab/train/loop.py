@@ -331,7 +331,57 @@ class Trainer:
             if self.epoch % cfg.train.eval_every == 0 or self.epoch == cfg.train.epochs:
                 self._evaluate_and_log()
             self._checkpoint()
+        if self.cfg.stage2.method != "none" and self.rank == 0 and not (self.dir / "stage2.done").exists():
+            self._stage2()
         return self.dir
+
+    def _stage2(self) -> None:
+        """Two-stage method on the frozen backbone (nclab.train.two_stage); one extra metrics.jsonl row
+        with ``stage`` = the method, evaluated exactly like the training epochs."""
+        from nclab.train import two_stage as ts
+
+        s2, d = self.cfg.stage2, self.data
+        bs = self.cfg.train.eval_batch_size
+        feats = ts.frozen_features(
+            self.model, d.train_x, lambda x: preprocess(x.to(self.device), d), bs
+        ).float()
+        y = d.train_y.to(feats.device)
+        kw = dict(epochs=s2.epochs, lr=s2.lr, batch_size=s2.batch_size, seed=self.cfg.train.seed)
+        head = self.head
+        info: dict[str, Any] = {"stage": s2.method}
+        if s2.method == "crt":
+            from nclab.heads import create_head
+
+            head = ts.crt(
+                lambda: create_head(
+                    self.cfg.head.name, self.model.num_features, len(d.counts), **dict(self.cfg.head.kwargs)
+                ).to(feats.device),
+                feats,
+                y,
+                d.counts,
+                **kw,
+            )
+        elif s2.method == "lws":
+            head = ts.lws(self.head, feats, y, d.counts, **kw)
+            head = _linear_from(head.scale[:, None] * head.weight, head.scale * head.fixed_bias)
+        elif s2.method == "wb":
+            head = ts.weight_balancing_stage2(self.head, feats, y, d.counts, max_norm=s2.max_norm, **kw)
+        elif s2.method == "tau_norm":
+            tr, va = ts.validation_split(y.cpu(), s2.val_fraction, self.cfg.train.seed)
+            w = self.head.weight.detach()
+            bias = self.head.bias.detach() if getattr(self.head, "bias", None) is not None else None
+            tau, val_acc = ts.search_tau(w, bias, feats[va], y[va])
+            head = _linear_from(ts.tau_normalize(w, tau), bias)
+            info.update({"stage2/tau": tau, "stage2/val_balanced_acc": val_acc})
+        row, geom = evaluate(
+            self.model, head, self.loss_fn, d, self.device, nc=self.cfg.train.nc_tracking, bs=bs
+        )
+        out = {"epoch": self.epoch, "step": self.global_step, "lr": None, **info, **row}
+        np.savez(self.dir / "geometry" / f"{self.epoch}_{s2.method}.npz", **geom)
+        with open(self.dir / "metrics.jsonl", "a") as fh:
+            fh.write(json.dumps(_clean(out)) + "\n")
+        (self.dir / "stage2.done").write_text(s2.method)
+        print(f"stage 2 ({s2.method}): acc {row['acc/all']:.4f}", flush=True)
 
     def _evaluate_and_log(self) -> None:
         row, geom = evaluate(
@@ -361,6 +411,16 @@ class Trainer:
             + (f" nc1 {row['nc/nc1']:.4g}" if isinstance(row.get("nc/nc1"), float) else ""),
             flush=True,
         )
+
+
+def _linear_from(weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Module:
+    """A linear head holding the given (effective) classifier."""
+    lin = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None).to(weight.device)
+    with torch.no_grad():
+        lin.weight.copy_(weight)
+        if bias is not None:
+            lin.bias.copy_(bias)
+    return lin
 
 
 class _HeadMeansHook(TrainHook):
