@@ -89,12 +89,16 @@ def test_logit_adjusted_and_balanced_softmax():
 def test_dot_regression():
     h = rng.normal(size=(7, 5))
     w = rng.normal(size=(4, 5))
-    loss = create_loss("dr", COUNTS)
+    loss = create_loss("dr", COUNTS, normalize=False)
     got = float(loss(torch.tensor(h), torch.tensor(Y), torch.tensor(w)))
     wy = w[Y]
     hn = np.linalg.norm(h, axis=1)
     ref = np.mean(0.5 * ((wy * h).sum(1) - np.linalg.norm(wy, axis=1) * hn) ** 2 / hn)
     assert got == pytest.approx(ref, rel=1e-6)
+    hn1 = h / np.linalg.norm(h, axis=1, keepdims=True)
+    ref1 = np.mean(0.5 * ((wy * hn1).sum(1) - np.linalg.norm(wy, axis=1)) ** 2)
+    got1 = float(create_loss("dr", COUNTS)(torch.tensor(h), torch.tensor(Y), torch.tensor(w)))
+    assert got1 == pytest.approx(ref1, rel=1e-6)
     # zero when h is aligned with its classifier row
     aligned = torch.tensor(w[Y] * 2.0)
     assert float(loss(aligned, torch.tensor(Y), torch.tensor(w))) == pytest.approx(0.0, abs=1e-12)

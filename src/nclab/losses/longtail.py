@@ -11,8 +11,9 @@
   adjustment :func:`posthoc_logit_adjust` subtracts tau log pi at prediction time.
 - ``balanced_softmax``: Ren et al. (NeurIPS 2020): CE(z + log n, y).
 - ``dr``: dot-regression for fixed-ETF heads (Yang et al., NeurIPS 2022, papers.md section 7):
-  1/2 (w_y^T h - ||w_y|| ||h||)^2 / ||h|| with ||h|| detached; called with features and the head's
-  weight (``needs_features = True``).
+  1/2 (w_y^T h - ||w_y|| ||h||)^2 / ||h|| with ||h|| detached, on L2-normalised features h as in their
+  recipe (``normalize=False`` applies it to raw features); called with features and the head's weight
+  (``needs_features = True``).
 """
 
 from __future__ import annotations
@@ -120,7 +121,13 @@ def posthoc_logit_adjust(logits: torch.Tensor, counts: Sequence[int], tau: float
 class DotRegression(nn.Module):
     needs_features = True
 
+    def __init__(self, normalize: bool = True):
+        super().__init__()
+        self.normalize = bool(normalize)
+
     def forward(self, features: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        if self.normalize:  # Yang et al. apply DR to L2-normalised features
+            features = F.normalize(features, dim=1)
         w = weight[targets].to(features)
         hn = features.norm(dim=1).detach().clamp_min(1e-12)
         dot = (w * features).sum(1)
@@ -174,10 +181,11 @@ def balanced_softmax(counts: Sequence[int]) -> nn.Module:
 
 
 @register_loss
-def dr(counts: Sequence[int]) -> nn.Module:
-    """Dot-regression loss for fixed-ETF heads (call with features, targets, head weight)."""
+def dr(counts: Sequence[int], *, normalize: bool = True) -> nn.Module:
+    """Dot-regression loss for fixed-ETF heads (call with features, targets, head weight); features are
+    L2-normalised first unless ``normalize=False``."""
     _counts(counts)
-    return DotRegression()
+    return DotRegression(normalize)
 
 
 __all__ = ["class_balanced_weights", "posthoc_logit_adjust"]
