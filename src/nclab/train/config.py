@@ -22,6 +22,7 @@ class DataConfig:
     imbalance: float = 100.0
     profile: str = "exp"  # exp | step (fmnist)
     augment: bool = False  # random crop (padding 4) + horizontal flip, batched on the device
+    val_fraction: float = 0.0  # per-class validation split carved from training (model selection)
     # synthetic only
     num_classes: int = 10
     n_max: int = 200
@@ -109,6 +110,8 @@ class TrainSection:
     grad_clip: float | None = None
     seed: int = 0
     nc_tracking: bool = True
+    nc_every: int = 1  # NC metrics at every this-many-th evaluation (and always at the last epoch)
+    mixup_alpha: float = 0.0  # mixup (Zhang et al. 2018) with Beta(alpha, alpha) mixing; 0 = off
     ckpt_every_steps: int = 0  # also checkpoint inside an epoch every this many steps (0: off)
     amp: str = "auto"  # auto (on for CUDA) | on | off
     channels_last: str = "auto"
@@ -161,6 +164,9 @@ def _validate(c: Config) -> None:
             "stage2.method must be none, crt, tau_norm, lws or wb",
         ),
         (c.data.imbalance >= 1, "data.imbalance must be >= 1"),
+        (0 <= c.data.val_fraction < 1, "data.val_fraction must be in [0, 1)"),
+        (c.train.nc_every >= 1, "train.nc_every must be >= 1"),
+        (c.train.mixup_alpha >= 0, "train.mixup_alpha must be >= 0"),
     ]
     for ok, msg in checks:
         if not ok:

@@ -23,10 +23,34 @@ class TrainData:
     checksum: str
     in_channels: int
     in_features: int
+    val_x: torch.Tensor | None = None  # per-class validation split (data.val_fraction), for selection
+    val_y: torch.Tensor | None = None
+
+
+def carve_validation(data: TrainData, fraction: float, seed: int) -> TrainData:
+    """Move ``fraction`` of every class of the training set (seeded, at least one sample of each class
+    with >= 2 samples) to ``val_x``/``val_y``; ``counts`` become the remaining training counts."""
+    from nclab.data.split import validation_split
+
+    tr, va = validation_split(data.train_y, fraction, seed)
+    data.val_x, data.val_y = data.train_x[va], data.train_y[va]
+    data.train_x, data.train_y = data.train_x[tr], data.train_y[tr]
+    data.counts = torch.bincount(data.train_y, minlength=len(data.counts)).tolist()
+    if min(data.counts) == 0:
+        raise ConfigError(f"data.val_fraction={fraction} leaves a class without training samples: lower it")
+    return data
 
 
 def load_data(cfg: DataConfig, seed: int) -> TrainData:
-    """Load the configured dataset into memory (uint8 images channel-first, or float features)."""
+    """Load the configured dataset into memory (uint8 images channel-first, or float features), with
+    the validation split of ``cfg.val_fraction`` carved from the training set when it is > 0."""
+    data = _load(cfg, seed)
+    if cfg.val_fraction > 0:
+        data = carve_validation(data, cfg.val_fraction, seed)
+    return data
+
+
+def _load(cfg: DataConfig, seed: int) -> TrainData:
     if cfg.name == "synthetic":
         import hashlib
 

@@ -41,6 +41,23 @@ def _all_reduce_stats(stats: FeatureStats, loss_sum: float) -> float:
 
 
 @torch.no_grad()
+def _val_accuracy(model, head, data: TrainData, device, bs: int, k: int) -> dict[str, float]:
+    """Accuracy on the validation split: overall and class-balanced (mean over classes present), the
+    quantity model selection maximises."""
+    hits = torch.zeros(k)
+    for i, f in _features(model, data.val_x, data, device, bs):
+        y = data.val_y[i : i + bs]
+        hit = head(f).argmax(1).cpu() == y
+        hits += torch.bincount(y[hit], minlength=k).float()
+    tot = torch.bincount(data.val_y, minlength=k).float()
+    present = tot > 0
+    return {
+        "val/acc": float(hits.sum() / tot.sum()),
+        "val/balanced_acc": float((hits[present] / tot[present]).mean()),
+    }
+
+
+@torch.no_grad()
 def evaluate(
     model,
     head,
@@ -84,6 +101,8 @@ def evaluate(
     for g, members in split_groups(data.counts).items():
         row[f"acc/{g}"] = float(sum(per_acc[c] for c in members) / len(members)) if members else None
     row["acc/per_class"] = per_acc
+    if data.val_x is not None and len(data.val_y):
+        row.update(_val_accuracy(model, head, data, device, bs, k))
     geometry: dict[str, Any] = {
         "weights": w.numpy(),
         "bias": (b if b is not None else torch.zeros(k)).numpy(),

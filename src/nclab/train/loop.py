@@ -281,13 +281,16 @@ class Trainer:
                 gen = torch.Generator().manual_seed(_seed(cfg.train.seed, self.global_step, 1))
                 x = preprocess(d.train_x[idx].to(dev), d, augment=cfg.data.augment, generator=gen)
                 y = d.train_y[idx].to(dev)
+                mix = None
+                if cfg.train.mixup_alpha > 0:  # mixup: convex pairs of inputs, the same pairs of losses
+                    x, mix = mixup_batch(x, cfg.train.mixup_alpha, gen)
                 # -- forward and backward
                 with torch.autocast(dev.type, enabled=self.use_amp):
                     feats, logits = self.net(x)
-                    if getattr(self.loss_fn, "needs_features", False):  # e.g. dot regression
-                        loss = self.loss_fn(feats.float(), y, self.head.weight)
-                    else:
-                        loss = self.loss_fn(logits.float(), y)
+                    loss = self._loss(feats, logits, y)
+                    if mix is not None:
+                        lam, perm = mix
+                        loss = lam * loss + (1.0 - lam) * self._loss(feats, logits, y[perm.to(dev)])
                 self.ctx.step = self.global_step
                 for h in self.hooks:
                     h.on_batch(feats.detach(), y, self.ctx)
@@ -329,11 +332,17 @@ class Trainer:
             self.epoch += 1
             self.step_in_epoch = 0
             if self.epoch % cfg.train.eval_every == 0 or self.epoch == cfg.train.epochs:
-                self._evaluate_and_log()
+                nc_period = cfg.train.eval_every * cfg.train.nc_every
+                self._evaluate_and_log(nc=self.epoch % nc_period == 0 or self.epoch == cfg.train.epochs)
             self._checkpoint()
         if self.cfg.stage2.method != "none" and self.rank == 0 and not (self.dir / "stage2.done").exists():
             self._stage2()
         return self.dir
+
+    def _loss(self, feats: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if getattr(self.loss_fn, "needs_features", False):  # e.g. dot regression
+            return self.loss_fn(feats.float(), y, self.head.weight)
+        return self.loss_fn(logits.float(), y)
 
     def _stage2(self) -> None:
         """Two-stage method on the frozen backbone (nclab.train.two_stage); one extra metrics.jsonl row
@@ -367,10 +376,17 @@ class Trainer:
         elif s2.method == "wb":
             head = ts.weight_balancing_stage2(self.head, feats, y, d.counts, max_norm=s2.max_norm, **kw)
         elif s2.method == "tau_norm":
-            tr, va = ts.validation_split(y.cpu(), s2.val_fraction, self.cfg.train.seed)
             w = self.head.weight.detach()
             bias = self.head.bias.detach() if getattr(self.head, "bias", None) is not None else None
-            tau, val_acc = ts.search_tau(w, bias, feats[va], y[va])
+            if d.val_x is not None:  # the run's own held-out split (data.val_fraction)
+                vf = ts.frozen_features(
+                    self.model, d.val_x, lambda x: preprocess(x.to(self.device), d), bs
+                ).float()
+                vy = d.val_y.to(vf.device)
+            else:  # carved from the training features
+                _, va = ts.validation_split(y.cpu(), s2.val_fraction, self.cfg.train.seed)
+                vf, vy = feats[va], y[va]
+            tau, val_acc = ts.search_tau(w, bias, vf, vy)
             head = _linear_from(ts.tau_normalize(w, tau), bias)
             info.update({"stage2/tau": tau, "stage2/val_balanced_acc": val_acc})
         row, geom = evaluate(
@@ -383,14 +399,14 @@ class Trainer:
         (self.dir / "stage2.done").write_text(s2.method)
         print(f"stage 2 ({s2.method}): acc {row['acc/all']:.4f}", flush=True)
 
-    def _evaluate_and_log(self) -> None:
+    def _evaluate_and_log(self, nc: bool = True) -> None:
         row, geom = evaluate(
             self.model,
             self.head,
             self.loss_fn,
             self.data,
             self.device,
-            nc=self.cfg.train.nc_tracking,
+            nc=self.cfg.train.nc_tracking and nc,
             bs=self.cfg.train.eval_batch_size,
             rank=self.rank,
             world=self.world,
@@ -411,6 +427,20 @@ class Trainer:
             + (f" nc1 {row['nc/nc1']:.4g}" if isinstance(row.get("nc/nc1"), float) else ""),
             flush=True,
         )
+
+
+def mixup_batch(
+    x: torch.Tensor, alpha: float, generator: torch.Generator
+) -> tuple[torch.Tensor, tuple[float, torch.Tensor]]:
+    """Mixup (Zhang et al., ICLR 2018): lam ~ Beta(alpha, alpha), x' = lam x + (1 - lam) x[perm].
+
+    Returns x' and (lam, perm); the loss is lam L(y) + (1 - lam) L(y[perm]). Drawn from ``generator`` so
+    that a resumed run mixes the same pairs."""
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    lam = float(np.random.default_rng(seed).beta(alpha, alpha))
+    g = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(len(x), generator=g)
+    return lam * x + (1.0 - lam) * x[perm.to(x.device)], (lam, perm)
 
 
 def _linear_from(weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Module:

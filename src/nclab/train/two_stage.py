@@ -21,25 +21,7 @@ import torch
 from torch import nn
 
 from nclab.data.samplers import create_sampler
-from nclab.errors import ConfigError
-
-
-def validation_split(
-    labels: torch.Tensor, fraction: float, seed: int = 0
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(train indices, validation indices): ``fraction`` of every class (at least one sample of each
-    class with >= 2 samples) goes to validation, chosen with a seeded generator."""
-    if not 0 < fraction < 1:
-        raise ConfigError(f"validation fraction must be in (0, 1), got {fraction}")
-    g = torch.Generator().manual_seed(seed)
-    tr, va = [], []
-    for c in torch.unique(labels):
-        idx = (labels == c).nonzero().flatten()
-        idx = idx[torch.randperm(len(idx), generator=g)]
-        n_val = max(1, int(round(fraction * len(idx)))) if len(idx) >= 2 else 0
-        va.append(idx[:n_val])
-        tr.append(idx[n_val:])
-    return torch.cat(tr).sort().values, torch.cat(va).sort().values
+from nclab.data.split import validation_split
 
 
 def tau_normalize(weight: torch.Tensor, tau: float) -> torch.Tensor:
