@@ -17,8 +17,14 @@ from nclab.errors import ConfigError
 
 @dataclass
 class DataConfig:
-    name: str = "synthetic"  # synthetic | fmnist | cifar10 | cifar100
+    name: str = "synthetic"  # synthetic | fmnist | cifar10 | cifar100 | imagenet_lt
     root: str | None = None
+    # imagenet_lt: split lists (default ROOT/ImageNet_LT_train.txt and _test.txt), decode size, workers
+    train_list: str | None = None
+    test_list: str | None = None
+    resize: int = 256
+    crop: int = 224
+    workers: int = 4
     imbalance: float = 100.0
     profile: str = "exp"  # exp | step (fmnist)
     augment: bool = False  # random crop (padding 4) + horizontal flip, batched on the device
@@ -150,8 +156,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 def _validate(c: Config) -> None:
     checks = [
         (
-            c.data.name in ("synthetic", "fmnist", "cifar10", "cifar100"),
-            "data.name must be synthetic, fmnist, cifar10 or cifar100",
+            c.data.name in ("synthetic", "fmnist", "cifar10", "cifar100", "imagenet_lt"),
+            "data.name must be synthetic, fmnist, cifar10, cifar100 or imagenet_lt",
         ),
         (c.optim.name in ("sgd", "adamw"), "optim.name must be sgd or adamw"),
         (c.sched.kind in ("cosine", "step", "constant"), "sched.kind must be cosine, step or constant"),

@@ -6,15 +6,16 @@ from dataclasses import dataclass
 
 import torch
 
+from nclab.data.lazy import LazyImages
 from nclab.errors import ConfigError
 from nclab.train.config import DataConfig
 
 
 @dataclass
 class TrainData:
-    train_x: torch.Tensor  # uint8 images (N, C, H, W) or float features (N, d)
+    train_x: torch.Tensor | LazyImages  # uint8 images (N, C, H, W), float features (N, d), or files
     train_y: torch.Tensor
-    test_x: torch.Tensor
+    test_x: torch.Tensor | LazyImages
     test_y: torch.Tensor
     counts: list[int]
     class_names: list[str]
@@ -23,7 +24,9 @@ class TrainData:
     checksum: str
     in_channels: int
     in_features: int
-    val_x: torch.Tensor | None = None  # per-class validation split (data.val_fraction), for selection
+    val_x: torch.Tensor | LazyImages | None = (
+        None  # per-class validation split (data.val_fraction), for selection
+    )
     val_y: torch.Tensor | None = None
 
 
@@ -68,6 +71,8 @@ def _load(cfg: DataConfig, seed: int) -> TrainData:
         return TrainData(
             x[~test], y[~test], x[test], y[test], counts, names, None, None, checksum, 1, cfg.dim
         )
+    if cfg.name == "imagenet_lt":
+        return _imagenet_lt(cfg)
     if cfg.name == "fmnist":
         from nclab.data import fashion_mnist_lt
 
@@ -99,6 +104,40 @@ def _load(cfg: DataConfig, seed: int) -> TrainData:
         tr.selection_sha256,
         trx.shape[1],
         int(trx[0].numel()),
+    )
+
+
+def _imagenet_lt(cfg: DataConfig) -> TrainData:
+    """ImageNet-LT from its split lists under ``data.root``: decoded by DataLoader workers per batch."""
+    import hashlib
+    from pathlib import Path
+
+    from nclab.data.imagenet_lt import IMAGENET_MEAN, IMAGENET_STD, ImageListDataset, read_split
+
+    if cfg.root is None:
+        raise ConfigError("data.root must name the ImageNet-LT image root (holding the split lists)")
+    root = Path(cfg.root)
+    tr_list = Path(cfg.train_list) if cfg.train_list else root / "ImageNet_LT_train.txt"
+    te_list = Path(cfg.test_list) if cfg.test_list else root / "ImageNet_LT_test.txt"
+    k = int(max(read_split(tr_list)[1].max(), read_split(te_list)[1].max())) + 1
+    kw = dict(resize=cfg.resize, crop=cfg.crop, num_classes=k)
+    tr, te = ImageListDataset(root, tr_list, **kw), ImageListDataset(root, te_list, **kw)
+    if min(tr.counts) == 0:
+        missing = [c for c, n in enumerate(tr.counts) if n == 0]
+        raise ConfigError(f"{tr_list} has no training image of classes {missing[:10]}")
+    digest = hashlib.sha256("\n".join(f"{p} {y}" for p, y in zip(tr.paths, tr.labels.tolist())).encode())
+    return TrainData(
+        LazyImages(tr, num_workers=cfg.workers),
+        tr.labels,
+        LazyImages(te, num_workers=cfg.workers),
+        te.labels,
+        list(tr.counts),
+        [str(c) for c in range(k)],
+        torch.tensor(IMAGENET_MEAN),
+        torch.tensor(IMAGENET_STD),
+        digest.hexdigest(),
+        3,
+        3 * cfg.crop * cfg.crop,
     )
 
 

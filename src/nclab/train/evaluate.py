@@ -8,6 +8,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from nclab.data.lazy import chunks, iter_batches
 from nclab.metrics import FeatureStats, SecondPass, nc_metrics, split_groups
 from nclab.train.data_setup import TrainData, preprocess
 
@@ -22,9 +23,9 @@ def flatten(prefix: str, obj: Any, out: dict[str, Any]) -> None:
 
 
 @torch.no_grad()
-def _features(model, x: torch.Tensor, data: TrainData, device: torch.device, bs: int):
-    for i in range(0, len(x), bs):
-        yield i, model(preprocess(x[i : i + bs].to(device), data))
+def _features(model, x, data: TrainData, device: torch.device, bs: int):
+    for i, xb in zip(range(0, len(x), bs), iter_batches(x, chunks(len(x), bs))):
+        yield i, model(preprocess(xb.to(device), data))
 
 
 def _all_reduce_stats(stats: FeatureStats, loss_sum: float) -> float:

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from nclab import __version__
+from nclab.data.lazy import iter_batches
 from nclab.errors import NclabError
 from nclab.train import checkpoint as ckpt
 from nclab.train.config import Config, to_yaml
@@ -275,11 +276,15 @@ class Trainer:
                 leave=False,
                 disable=None,
             )
-            for s in bar:
+            # this rank's share of every remaining batch; decoded by DataLoader workers for file data
+            idx_batches = [
+                order[s * bs : (s + 1) * bs][self.rank :: self.world]
+                for s in range(self.step_in_epoch, self.steps_per_epoch)
+            ]
+            for s, idx, xb in zip(bar, idx_batches, iter_batches(d.train_x, idx_batches)):
                 # -- batch
-                idx = order[s * bs : (s + 1) * bs][self.rank :: self.world]  # this rank's share
                 gen = torch.Generator().manual_seed(_seed(cfg.train.seed, self.global_step, 1))
-                x = preprocess(d.train_x[idx].to(dev), d, augment=cfg.data.augment, generator=gen)
+                x = preprocess(xb.to(dev), d, augment=cfg.data.augment, generator=gen)
                 y = d.train_y[idx].to(dev)
                 mix = None
                 if cfg.train.mixup_alpha > 0:  # mixup: convex pairs of inputs, the same pairs of losses

@@ -55,9 +55,12 @@ def search_tau(
 
 
 @torch.no_grad()
-def frozen_features(model: nn.Module, x: torch.Tensor, prep, bs: int = 256) -> torch.Tensor:
+def frozen_features(model: nn.Module, x, prep, bs: int = 256) -> torch.Tensor:
+    """Features of every image of ``x`` (a tensor or a LazyImages) in eval mode, in order."""
+    from nclab.data.lazy import chunks, iter_batches
+
     model.eval()
-    return torch.cat([model(prep(x[i : i + bs])) for i in range(0, len(x), bs)])
+    return torch.cat([model(prep(xb)) for xb in iter_batches(x, chunks(len(x), bs))])
 
 
 class LWSHead(nn.Module):

@@ -1,0 +1,80 @@
+"""Image sets decoded from files on demand (ImageNet-LT), and one way to iterate batches of any image set.
+
+A :class:`LazyImages` stands where the in-memory datasets hold a uint8 tensor: indexing it with a slice or
+an index tensor gives another ``LazyImages`` (a view, nothing decoded), ``len`` and ``shape`` work, and
+:func:`iter_batches` turns a list of index batches into uint8 tensors: for a tensor by indexing, for a
+``LazyImages`` by a DataLoader whose workers decode the files with Pillow (``num_workers`` of the set).
+The training loop, evaluation and the two-stage methods go through :func:`iter_batches` only, so
+streaming and in-memory data follow the same code path and the same deterministic batch order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import torch
+
+
+class LazyImages:
+    """A view of ``dataset`` (items ``(uint8 CHW image, label)``) restricted to ``indices``."""
+
+    def __init__(self, dataset, indices: torch.Tensor | None = None, *, num_workers: int = 0):
+        self.dataset = dataset
+        self.indices = torch.arange(len(dataset)) if indices is None else indices.long()
+        self.num_workers = int(num_workers)
+        c, h, w = dataset[0][0].shape if len(dataset) else (3, 0, 0)
+        self.item_shape = (int(c), int(h), int(w))
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self), *self.item_shape)
+
+    def __getitem__(self, key) -> LazyImages:
+        if isinstance(key, int):
+            raise TypeError("index a LazyImages with a slice or an index tensor; decode with iter_batches")
+        return LazyImages(self.dataset, self.indices[key], num_workers=self.num_workers)
+
+    def load(self) -> torch.Tensor:
+        """Decode every image of the view in this process (small views only)."""
+        return torch.stack([self.dataset[int(i)][0] for i in self.indices])
+
+
+class _Images(torch.utils.data.Dataset):
+    def __init__(self, view: LazyImages):
+        self.view = view
+
+    def __len__(self) -> int:
+        return len(self.view)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.view.dataset[int(self.view.indices[i])][0]
+
+
+def iter_batches(
+    x: torch.Tensor | LazyImages, batches: Sequence[torch.Tensor | Sequence[int]]
+) -> Iterator[torch.Tensor]:
+    """Yield ``x[b]`` for each index batch ``b`` in order (uint8 or float tensors)."""
+    if isinstance(x, torch.Tensor):
+        for b in batches:
+            yield x[b]
+        return
+    lists = [torch.as_tensor(b, dtype=torch.long).tolist() for b in batches]
+    loader = torch.utils.data.DataLoader(
+        _Images(x),
+        batch_sampler=lists,
+        num_workers=x.num_workers,
+        collate_fn=torch.stack,
+        persistent_workers=False,
+    )
+    yield from loader
+
+
+def chunks(n: int, size: int) -> list[torch.Tensor]:
+    """Contiguous index batches 0..n-1 of at most ``size``."""
+    return [torch.arange(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+__all__ = ["LazyImages", "chunks", "iter_batches"]
