@@ -128,11 +128,19 @@ def launch(runs: Path, imb: int, method: str, seed: int) -> str:
 
 
 def cmd_run(args) -> None:
-    methods = list(dict.fromkeys(m for g in args.grid for m in GRIDS[g]))
-    stage2 = [m for m in methods if ALL[m][:1] and ALL[m][0].startswith("@")]
-    first = [m for m in methods if m not in stage2]
-    jobs = [(i, m, s) for s in args.seeds for i in args.imbalance for m in first]
-    jobs += [(i, m, s) for s in args.seeds for i in args.imbalance for m in stage2]
+    """Grid by grid in the order given, seed by seed inside a grid (so an interrupted grid still has
+    whole seeds); stage-2 methods after their grid's first-stage runs."""
+    jobs, seen = [], set()
+    for g in args.grid:
+        stage2 = [m for m in GRIDS[g] if ALL[m][:1] and ALL[m][0].startswith("@")]
+        first = [m for m in GRIDS[g] if m not in stage2]
+        for group in (first, stage2):
+            for s in args.seeds:
+                for i in args.imbalance:
+                    for m in group:
+                        if (i, m, s) not in seen:
+                            seen.add((i, m, s))
+                            jobs.append((i, m, s))
     with ThreadPoolExecutor(args.jobs) as ex:
         for msg in ex.map(lambda j: launch(args.runs, *j), jobs):
             print(msg, flush=True)
