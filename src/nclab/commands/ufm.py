@@ -36,7 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON only")
     sub = p.add_subparsers(dest="action", metavar="ACTION")
     r = sub.add_parser("reproduce", help="reproduce a paper's UFM figure (PNG + CSV)")
-    r.add_argument("paper", choices=["zhu", "seli", "hong-ling", "yaras"])
+    r.add_argument("paper", choices=["zhu", "seli", "hong-ling", "yaras", "spa"])
     r.add_argument("--out", default="ufm_figures", help="output directory")
     r.add_argument("--quick", action="store_true", help="smaller grids (seconds)")
     a = sub.add_parser("advise", help="weight decay and oversampling against minority collapse")

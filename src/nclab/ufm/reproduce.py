@@ -7,6 +7,10 @@
 - ``hong-ling``: Hong and Ling (2023): the minority-collapse index against lam across the threshold
   sqrt(n_minor)/N for two clusters, and heat maps of the class-level logits Z for their Dataset1 and
   Dataset2 counts.
+- ``spa``: space alignment in the UFM (papers.md section 8): GD on the bias-free CE UFM under
+  (R, 1/2)-STEP imbalance, R in {10, 100}, K = 10, alone and with SpA-SLERP or SpA-Proj on W: distance
+  to SELI, to the simplex ETF, mean alignment and minority cosine against steps, at a lambda below and
+  one above the minority-collapse threshold sqrt(n_minor)/N.
 - ``yaras``: Yaras et al. (NeurIPS 2022): steps for NC1 to reach 1e-3 with normalised features against
   weight decay.
 
@@ -234,6 +238,52 @@ REPRODUCTIONS: dict[str, Callable[[Path, bool], list[Path]]] = {
     "hong-ling": hong_ling,
     "yaras": yaras,
 }
+
+
+def spa(out: Path, quick: bool = False) -> list[Path]:
+    from nclab.ufm.spa import STRATEGIES, run_spa_ufm
+
+    steps = 1000 if quick else 6000
+    rows, curves = [], {}
+    for r in (10, 100):
+        counts = [100] * 5 + [100 // r] * 5
+        for lam in (1e-3, 5e-3):
+            for strat in STRATEGIES:
+                hist = run_spa_ufm(counts, strat, lam=lam, steps=steps, record_every=max(steps // 60, 1))
+                curves[(r, lam, strat)] = hist
+                rows.append(
+                    {
+                        "R": r,
+                        "lam": lam,
+                        "threshold": minority_collapse_threshold(100, 5, 100 // r, 5),
+                        "strategy": strat,
+                        **{k: v for k, v in hist[-1].items() if k != "step"},
+                    }
+                )
+    _write_csv(out / "spa_ufm.csv", rows)
+    _table(rows, f"spa: GD on the CE UFM with SpA on W, K=10, (R, 1/2)-STEP, {steps} steps")
+    plt = _plt()
+    keys = [
+        ("seli_Z", "logit distance to SELI"),
+        ("etf_W", "W Gram distance to ETF"),
+        ("minority_cos", "minority cos"),
+    ]
+    fig, axes = plt.subplots(2, 3, figsize=(13, 7))
+    for i, r in enumerate((10, 100)):
+        for j, (key, label) in enumerate(keys):
+            ax = axes[i, j]
+            for strat in STRATEGIES:
+                h = curves[(r, 1e-3, strat)]
+                ax.plot([x["step"] for x in h], [x[key] for x in h], label=strat)
+            ax.set(xlabel="GD step", ylabel=label, title=f"R = {r}, lambda = 1e-3")
+            ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "spa_ufm.png", dpi=110)
+    plt.close(fig)
+    return [out / "spa_ufm.png", out / "spa_ufm.csv"]
+
+
+REPRODUCTIONS["spa"] = spa
 
 
 def reproduce(name: str, out: str | Path, *, quick: bool = False) -> list[Path]:
