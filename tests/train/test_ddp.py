@@ -33,8 +33,11 @@ def _close(a, b, path=""):
 
 
 @pytest.mark.slow
-def test_two_rank_ddp_matches_single_process(tmp_path):
+@pytest.mark.parametrize("align", [None, "align.strategies=[proj,slerp,reg]"])
+def test_two_rank_ddp_matches_single_process(tmp_path, align):
     args = [str(SMOKE), "train.epochs=2", "model.name=mlp"]  # no BatchNorm: DDP == one process exactly
+    if align:  # the SpA tracker all-reduces its batch statistics: every rank applies the same edits
+        args.append(align)
     assert main(["train", *args, "--run-dir", str(tmp_path / "single")]) == 0
     r = subprocess.run(
         [
