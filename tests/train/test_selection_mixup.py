@@ -102,3 +102,19 @@ def test_mixup_run_trains(tmp_path):
     assert main(["train", str(SMOKE), "train.mixup_alpha=0.2", "--run-dir", str(r)]) == 0
     row = json.loads((r / "metrics.jsonl").read_text().splitlines()[-1])
     assert row["acc/all"] > 0.35, row["acc/all"]  # chance: 1/6
+
+
+def test_online_nc_equals_the_eval_pass_when_the_model_does_not_move(tmp_path):
+    # an MLP without BatchNorm or dropout, lr ~ 0: the training batches' features are the eval features
+    base = ["train", str(SMOKE), "train.epochs=1", "optim.lr=1e-12", "sched.warmup_epochs=0"]
+    assert main([*base, "--run-dir", str(tmp_path / "eval")]) == 0
+    assert main([*base, "train.nc_source=online", "--run-dir", str(tmp_path / "online")]) == 0
+    ev, on = (json.loads((tmp_path / d / "metrics.jsonl").read_text()) for d in ("eval", "online"))
+    for key in ("nc/nc1", "nc/nc2_etf", "nc/nc3", "nc/num_samples", "loss/train"):
+        assert on[key] == pytest.approx(ev[key], rel=1e-4), key
+    assert on["nc/per_class/count"] == ev["nc/per_class/count"]
+
+
+def test_online_nc_refuses_mixup():
+    with pytest.raises(ConfigError, match="online"):
+        load_config(SMOKE, ["train.nc_source=online", "train.mixup_alpha=0.2"])

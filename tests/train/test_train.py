@@ -91,9 +91,14 @@ def test_lr_schedule_and_weight_decay_groups():
 
 
 @pytest.mark.slow
-def test_killed_run_resumes_exactly(tmp_path):
+@pytest.mark.parametrize(
+    "extra",
+    [["train.mixup_alpha=0.4", "data.val_fraction=0.2"], ["train.nc_source=online"]],
+    ids=["mixup-val", "online-nc"],
+)
+def test_killed_run_resumes_exactly(tmp_path, extra):
     full, part = tmp_path / "full", tmp_path / "part"
-    args = [str(SMOKE), "train.ckpt_every_steps=1", "train.mixup_alpha=0.4", "data.val_fraction=0.2"]
+    args = [str(SMOKE), "train.ckpt_every_steps=1", *extra]
     # every run in a subprocess with the same environment (thread count), so that floats match exactly
     cmd = [sys.executable, "-m", "nclab", "train"]
     assert (

@@ -116,6 +116,7 @@ class TrainSection:
     grad_clip: float | None = None
     seed: int = 0
     nc_tracking: bool = True
+    nc_source: str = "eval"  # eval: an extra eval-mode pass over the training set | online: see docs
     nc_every: int = 1  # NC metrics at every this-many-th evaluation (and always at the last epoch)
     mixup_alpha: float = 0.0  # mixup (Zhang et al. 2018) with Beta(alpha, alpha) mixing; 0 = off
     ckpt_every_steps: int = 0  # also checkpoint inside an epoch every this many steps (0: off)
@@ -172,6 +173,11 @@ def _validate(c: Config) -> None:
         (c.data.imbalance >= 1, "data.imbalance must be >= 1"),
         (0 <= c.data.val_fraction < 1, "data.val_fraction must be in [0, 1)"),
         (c.train.nc_every >= 1, "train.nc_every must be >= 1"),
+        (c.train.nc_source in ("eval", "online"), "train.nc_source must be eval or online"),
+        (
+            not (c.train.nc_source == "online" and c.train.mixup_alpha > 0),
+            "train.nc_source=online reads the training batches' features, which mixup mixes: use eval",
+        ),
         (c.train.mixup_alpha >= 0, "train.mixup_alpha must be >= 0"),
     ]
     for ok, msg in checks:

@@ -70,6 +70,8 @@ def evaluate(
     bs: int = 1024,
     rank: int = 0,
     world: int = 1,
+    train_stats: FeatureStats | None = None,
+    train_loss_sum: float = 0.0,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Returns (the flat metrics row, geometry arrays for ``geometry/<epoch>.npz``).
 
@@ -112,17 +114,21 @@ def evaluate(
     if nc:
         import warnings
 
-        # train: one streaming pass (no stored copy of the training features)
-        stats = FeatureStats(k, w.shape[1])
-        tloss = 0.0
-        shard_x, shard_y = data.train_x[rank::world], data.train_y[rank::world]
-        for i, f in _features(model, shard_x, data, device, bs):
-            y = shard_y[i : i + bs]
-            stats.update(f.float().cpu(), y)
-            if getattr(loss_fn, "needs_features", False):
-                tloss += float(loss_fn(f, y.to(device), head.weight)) * len(y)
-            else:
-                tloss += float(loss_fn(head(f), y.to(device))) * len(y)
+        if train_stats is not None:  # online: gathered from the epoch's training batches
+            stats = FeatureStats(k, w.shape[1])
+            stats.load_state_dict(train_stats.state_dict())  # a copy on the CPU
+            tloss = train_loss_sum
+        else:  # train: one streaming pass (no stored copy of the training features)
+            stats = FeatureStats(k, w.shape[1])
+            tloss = 0.0
+            shard_x, shard_y = data.train_x[rank::world], data.train_y[rank::world]
+            for i, f in _features(model, shard_x, data, device, bs):
+                y = shard_y[i : i + bs]
+                stats.update(f.float().cpu(), y)
+                if getattr(loss_fn, "needs_features", False):
+                    tloss += float(loss_fn(f, y.to(device), head.weight)) * len(y)
+                else:
+                    tloss += float(loss_fn(head(f), y.to(device))) * len(y)
         tloss = _all_reduce_stats(stats, tloss)
         row["loss/train"] = tloss / len(data.train_y)
         with warnings.catch_warnings():

@@ -23,6 +23,7 @@ from torch import nn
 from nclab import __version__
 from nclab.data.lazy import iter_batches
 from nclab.errors import NclabError
+from nclab.metrics import FeatureStats
 from nclab.train import checkpoint as ckpt
 from nclab.train.config import Config, to_yaml
 from nclab.train.data_setup import TrainData, load_data, preprocess
@@ -186,6 +187,10 @@ class Trainer:
             from nclab.train.tensorboard import TensorBoardLogger
 
             self.tb = TensorBoardLogger(self.dir)
+        # train.nc_source=online: training-feature statistics gathered from the epoch's own batches
+        self.online = cfg.train.nc_tracking and cfg.train.nc_source == "online"
+        self.online_stats = FeatureStats(len(self.data.counts), self.model.num_features, device=self.device)
+        self.online_loss = 0.0
         self.t0 = time.time()
         self.elapsed_before = 0.0
         if resume:
@@ -228,6 +233,8 @@ class Trainer:
             "global_step": self.global_step,
             "elapsed": self.elapsed_before + time.time() - self.t0,
             "torch_rng": torch.get_rng_state(),
+            "online_stats": self.online_stats.state_dict(),
+            "online_loss": self.online_loss,
         }
 
     def _load(self, path: Path) -> None:
@@ -244,6 +251,9 @@ class Trainer:
         torch.set_rng_state(s["torch_rng"])
         self.epoch, self.step_in_epoch, self.global_step = s["epoch"], s["step_in_epoch"], s["global_step"]
         self.elapsed_before = s["elapsed"]
+        if "online_stats" in s:
+            self.online_stats.load_state_dict(s["online_stats"])
+            self.online_loss = s["online_loss"]
         metrics = self.dir / "metrics.jsonl"
         if metrics.exists() and self.rank == 0:  # drop evaluations written after this checkpoint
             keep = [
@@ -270,6 +280,9 @@ class Trainer:
                 self.loss_fn.set_epoch(self.epoch)
             for h in self.hooks:
                 h.on_epoch_start(self.ctx)
+            if self.step_in_epoch == 0:  # a new epoch (not a mid-epoch resume): fresh online statistics
+                self.online_stats = FeatureStats(len(d.counts), self.model.num_features, device=dev)
+                self.online_loss = 0.0
             bar = tqdm(
                 range(self.step_in_epoch, self.steps_per_epoch),
                 desc=f"epoch {self.epoch + 1}/{cfg.train.epochs}",
@@ -297,6 +310,9 @@ class Trainer:
                         lam, perm = mix
                         loss = lam * loss + (1.0 - lam) * self._loss(feats, logits, y[perm.to(dev)])
                 self.ctx.step = self.global_step
+                if self.online:  # this rank's batch; summed over ranks at evaluation
+                    self.online_stats.update(feats.detach().float(), y)
+                    self.online_loss += float(loss.detach()) * len(y)
                 for h in self.hooks:
                     h.on_batch(feats.detach(), y, self.ctx)
                     extra = h.extra_loss(feats, logits, y, self.ctx)
@@ -415,6 +431,8 @@ class Trainer:
             bs=self.cfg.train.eval_batch_size,
             rank=self.rank,
             world=self.world,
+            train_stats=self.online_stats if self.online else None,
+            train_loss_sum=self.online_loss,
         )
         if self.rank != 0:  # only rank 0 writes
             return
