@@ -68,7 +68,7 @@ class NclabClient(NumPyClient):
             "personal_acc": float((pred == yt).float().mean()) if len(yt) else float("nan"),
         }
         if model.head_trainable:
-            cos = missing_class_cosine(model.head.weight, s.client_counts[pid])
+            cos = missing_class_cosine(model.head.weight.detach().cpu(), s.client_counts[pid])
             if cos is not None:
                 metrics["missing_class_cos"] = cos
         return [t.numpy() for t in model.shared_state()], len(y), metrics

@@ -13,7 +13,7 @@ METHODS = ("fedavg", "fedavg_etf", "fedprox", "fedgela")
 
 @dataclass
 class FedDataConfig:
-    name: str = "fmnist"  # fmnist | synthetic
+    name: str = "fmnist"  # fmnist | cifar10 | cifar100 | synthetic
     root: str | None = None
     imbalance: float = 1.0  # global long-tailed profile (1 = balanced)
     profile: str = "exp"
@@ -51,6 +51,8 @@ class FedConfig:
     gela_c: float | None = None  # FedGELA's C (None: K)
     tau: float = 10.0  # logit scale of ETF heads on normalised features
     nc_samples: int = 5000  # training samples used for the NC metrics of the aggregated model
+    device: str = "auto"  # auto (CUDA when available) | cpu | cuda
+    client_gpus: float = 0.0  # simulation: fraction of a GPU reserved per client (e.g. 0.1 on one GPU)
     run_dir: str = ""
 
 
@@ -65,6 +67,8 @@ def load_fed_config(path: str | Path | None, overrides: list[str] | None = None)
         raise ConfigError(
             f"clients_per_round must be in [1, partition.num_clients={out.partition.num_clients}]"
         )
+    if out.device not in ("auto", "cpu", "cuda"):
+        raise ConfigError(f"device must be auto, cpu or cuda, got {out.device!r}")
     if out.rounds < 1:
         raise ConfigError("rounds must be >= 1")
     return out

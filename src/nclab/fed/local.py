@@ -74,6 +74,7 @@ def local_train(
         mean training loss over the local steps.
     """
     model.train()
+    dev = next(model.parameters()).device
     params = [p for p in model.parameters() if p.requires_grad]
     anchor = [p.detach().clone() for p in params] if cfg.prox_mu > 0 else None
     opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
@@ -84,7 +85,7 @@ def local_train(
             idx = order[start : start + cfg.batch_size]
             if len(idx) < 2 and len(y) >= 2:  # BatchNorm needs two samples
                 continue
-            loss = F.cross_entropy(model(x[idx]), y[idx])
+            loss = F.cross_entropy(model(x[idx].to(dev)), y[idx].to(dev))
             if anchor is not None:
                 loss = loss + 0.5 * cfg.prox_mu * sum(((p - a) ** 2).sum() for p, a in zip(params, anchor))
             opt.zero_grad(set_to_none=True)
@@ -97,13 +98,15 @@ def local_train(
 
 @torch.no_grad()
 def predict(model: FedModel, x: torch.Tensor, batch_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
-    """Features ``(N, d)`` and predictions ``(N,)`` in eval mode."""
+    """Features ``(N, d)`` and predictions ``(N,)`` in eval mode (on the CPU, computed on the model's
+    device)."""
     model.eval()
+    dev = next(iter(model.state_dict().values())).device
     feats, preds = [], []
     for start in range(0, len(x), batch_size):
-        f = model.backbone(x[start : start + batch_size])
-        feats.append(f)
-        preds.append(model.head(f).argmax(1))
+        f = model.backbone(x[start : start + batch_size].to(dev))
+        feats.append(f.float().cpu())
+        preds.append(model.head(f).argmax(1).cpu())
     return torch.cat(feats), torch.cat(preds)
 
 

@@ -107,8 +107,8 @@ class FedRun:
         sub = torch.randperm(len(s.train_y), generator=torch.Generator().manual_seed(self.cfg.seed))[:n]
         feats, _ = predict(model, s.train_x[sub])
         labels = s.train_y[sub]
-        w = model.head.weight.detach()
-        b = model.head.bias.detach() if getattr(model.head, "bias", None) is not None else None
+        w = model.head.weight.detach().float().cpu()
+        b = model.head.bias.detach().float().cpu() if getattr(model.head, "bias", None) is not None else None
         try:
             nc = measure(
                 feats.double(), labels, w.double(), None if b is None else b.double(), counts=s.counts
@@ -158,7 +158,7 @@ def run_fed(cfg: FedConfig, run_dir: str | Path, *, resume: bool = False) -> Pat
         server_app=server,
         client_app=make_client_app(cfg),
         num_supernodes=cfg.clients_per_round,
-        backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0}},
+        backend_config={"client_resources": {"num_cpus": 1, "num_gpus": float(cfg.client_gpus)}},
     )
     if run.done_rounds < cfg.rounds:
         raise NclabError(

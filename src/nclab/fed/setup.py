@@ -53,7 +53,13 @@ class FedSetup:
             head = create_head("linear", dim, self.num_classes)
         else:
             head = ETFHead(self.etf, tau=cfg.tau)
-        return FedModel(backbone, head)
+        return FedModel(backbone, head).to(self.device)
+
+    @property
+    def device(self) -> torch.device:
+        if self.cfg.device == "cuda" or (self.cfg.device == "auto" and torch.cuda.is_available()):
+            return torch.device("cuda")
+        return torch.device("cpu")
 
     def client_train(self, pid: int) -> tuple[torch.Tensor, torch.Tensor]:
         idx = self.parts[pid]
@@ -93,6 +99,22 @@ def _load_data(cfg: FedConfig):
         trx, try_ = prep(tr)
         tex, tey = prep(te)
         return trx, try_, tex, tey, list(tr.counts), list(getattr(tr, "class_names", []))
+    if d.name in ("cifar10", "cifar100"):
+        from nclab.data import cifar_lt
+
+        if d.root is None:
+            raise ConfigError("data.root must name the directory holding the CIFAR python folders")
+        tr = cifar_lt(d.root, d.name, d.imbalance, seed=cfg.seed)
+        te = cifar_lt(d.root, d.name, 1.0, train=False)
+        mean, std = torch.tensor(tr.mean)[None, :, None, None], torch.tensor(tr.std)[None, :, None, None]
+
+        def prep_rgb(ds):
+            x = ds.images.permute(0, 3, 1, 2).float().div(255.0)
+            return (x - mean) / std, ds.labels.long()
+
+        trx, try_ = prep_rgb(tr)
+        tex, tey = prep_rgb(te)
+        return trx, try_, tex, tey, list(tr.counts), list(tr.class_names)
     if d.name == "synthetic":
         from nclab.data import gaussian_mixture
         from nclab.data.profiles import exponential
@@ -103,7 +125,7 @@ def _load_data(cfg: FedConfig):
         rank = torch.arange(len(y)) - torch.searchsorted(y, y)  # position inside its class
         test = rank < d.test_per_class
         return x[~test], y[~test], x[test], y[test], counts, [str(i) for i in range(d.num_classes)]
-    raise ConfigError(f"data.name must be fmnist or synthetic, got {d.name!r}")
+    raise ConfigError(f"data.name must be fmnist, cifar10, cifar100 or synthetic, got {d.name!r}")
 
 
 def build_setup(cfg: FedConfig) -> FedSetup:
