@@ -44,7 +44,13 @@ ZOO = {
     "ce_ls": ["loss.kwargs.label_smoothing=0.1"],
     "focal": ["loss.name=focal", "loss.kwargs.gamma=1.0"],
     "cb": ["loss.name=cb", "loss.kwargs.beta=0.9999"],
-    "ldam_drw": ["loss.name=ldam", f"loss.kwargs.drw_epoch={LAST}"],
+    # LDAM as Cao et al. train it: cosine logits (their NormedLinear, tau = 1) scaled by s = 30 in the loss
+    "ldam_drw": [
+        "head.name=cosine",
+        "head.kwargs.tau=1.0",
+        "loss.name=ldam",
+        f"loss.kwargs.drw_epoch={LAST}",
+    ],
     "la": ["loss.name=la", "loss.kwargs.tau=1.0"],
     "balanced_softmax": ["loss.name=balanced_softmax"],
     "sampler_cb": ["sampler.name=class_balanced"],

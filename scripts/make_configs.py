@@ -25,6 +25,8 @@ METHODS = {
     "la": "loss: {name: la, kwargs: {tau: 1.0}}",
     "balanced_softmax": "loss: {name: balanced_softmax}",
 }
+# LDAM as Cao et al. train it: cosine logits (their NormedLinear) scaled by s = 30 inside the loss
+HEADS = {"ldam_drw": "head: {name: cosine, kwargs: {tau: 1.0}}"}
 SPA = {
     "": "",
     "_spa_proj": "align: {strategies: [proj]}",
@@ -74,7 +76,7 @@ def main() -> None:
             for m, loss in METHODS.items():
                 for suffix, align in SPA.items():
                     (d / f"if{imb}_{m}{suffix}.yaml").write_text(
-                        recipe(name, imb, ["head: {name: linear}", loss, align])
+                        recipe(name, imb, [HEADS.get(m, "head: {name: linear}"), loss, align])
                     )
             k = 10 if name == "cifar10" else 100
             (d / f"if{imb}_fixed_etf_dr.yaml").write_text(
@@ -105,7 +107,7 @@ def main() -> None:
     d.mkdir(parents=True, exist_ok=True)
     for m, loss in METHODS.items():
         loss = loss.replace("drw_epoch: 160", "drw_epoch: 70")
-        (d / f"{m}.yaml").write_text(imagenet_recipe(["head: {name: linear}", loss]))
+        (d / f"{m}.yaml").write_text(imagenet_recipe([HEADS.get(m, "head: {name: linear}"), loss]))
     for m, extra in TWO_STAGE.items():
         text = imagenet_recipe(["head: {name: linear}"] + [e for e in extra if e != "data_val: 0.1"])
         if "data_val: 0.1" in extra:

@@ -72,6 +72,11 @@ class WeightedCE(nn.Module):
 
 
 class LDAMLoss(nn.Module):
+    """LDAM (Cao et al., NeurIPS 2019): CE on ``scale * (z - Delta_y e_y)`` with Delta_k proportional to
+    n_k^(-1/4), the largest equal to ``max_margin``. ``z`` are cosine logits in Cao et al. (their
+    NormedLinear layer): pair it with ``head: {name: cosine, kwargs: {tau: 1.0}}``; on raw linear logits
+    the factor ``scale`` = 30 multiplies unbounded logits and training can diverge."""
+
     def __init__(
         self,
         counts: Sequence[int],
