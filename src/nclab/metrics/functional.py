@@ -51,6 +51,8 @@ class Prepared:
     proj: torch.Tensor  # (d, r) V S^{-1}: ||(h - mu_y) @ proj||^2 = tr((h-mu)(h-mu)^T Sigma_B^+)/K
     num_within: float  # samples in classes with >= 2 samples (covariance terms)
     center: str
+    left: torch.Tensor  # (K_p, r) U of the thin SVD mt = U S V^T (kept singular values)
+    basis: torch.Tensor  # (d, r) V: orthonormal basis of span{mu_k - mu_G}
 
 
 def prepare(stats: FeatureStats, *, center: str = "weighted", allow_missing: bool = False) -> Prepared:
@@ -78,14 +80,14 @@ def prepare(stats: FeatureStats, *, center: str = "weighted", allow_missing: boo
     n_p = counts[present]
     mu_g = (n_p[:, None] * mp).sum(0) / n_p.sum() if center == "weighted" else mp.mean(0)
     mt = mp - mu_g
-    _, s, vh = torch.linalg.svd(mt, full_matrices=False)
+    u, s, vh = torch.linalg.svd(mt, full_matrices=False)
     scale = float(mp.abs().max()) + float(s.max() if len(s) else 0.0)
     if len(s) == 0 or float(s[0]) <= 1e-12 * max(scale, 1e-300):
         raise DegenerateError("all class means are equal (Sigma_B = 0): NC1 is undefined")
     keep = s > _rank_tol(mt, mp)
     proj = vh[keep].T / s[keep]  # (d, r)
     num_within = float(counts[counts >= 2].sum())
-    return Prepared(present, counts, means, mu_g, mt, proj, num_within, center)
+    return Prepared(present, counts, means, mu_g, mt, proj, num_within, center, u[:, keep], vh[keep].T)
 
 
 def _rank_tol(mt: torch.Tensor, uncentred: torch.Tensor) -> float:
@@ -181,13 +183,15 @@ def nc_metrics(
     # NC1 (Papyan et al. 2020): tr(Sigma_W Sigma_B^+)/K with Sigma_W over classes with >= 2 samples
     sw = stats.within_scatter()
     nw = max(p.num_within, 1.0)
-    out["nc1"] = float(((p.proj.T @ sw) * p.proj.T).sum() / nw)
-    # Sigma_B weighted by n_k/N
-    a = mt * (n_p / n_total).sqrt()[:, None]
-    _, s_w, vh_w = torch.linalg.svd(a, full_matrices=False)
-    keep = s_w > _rank_tol(a, p.means[pres] * (n_p / n_total).sqrt()[:, None])
-    proj_w = vh_w[keep].T / s_w[keep]
-    out["nc1_weighted_sb"] = float(((proj_w.T @ sw) * proj_w.T).sum() / nw / kp)
+    t = p.proj.T @ sw  # (r, d)
+    out["nc1"] = float((t * p.proj.T).sum() / nw)
+    # Sigma_B weighted by n_k/N: D mt with D = diag(sqrt(n_k/N)) has the row space of mt = U S V^T, so
+    # (mt^T D^2 mt)^+ = V S^-1 (U^T D^2 U)^-1 S^-1 V^T and tr(Sigma_W (.)^+) = tr(C (U^T D^2 U)^-1) with
+    # C = proj^T Sigma_W proj (r x r): no second SVD
+    c = t @ p.proj
+    gram = p.left.T @ (p.left * (n_p / n_total)[:, None])
+    chol = torch.linalg.cholesky(gram)
+    out["nc1_weighted_sb"] = float(torch.cholesky_solve(c, chol).diagonal().sum() / nw / kp)
 
     var = stats.class_variances()[pres]  # (K_p,)
     multi = n_p >= 2
@@ -241,7 +245,7 @@ def nc_metrics(
 
     group_counts = p.counts.long().tolist() if counts is None else _counts_list(counts, k)
     out["groups"] = _group_metrics(group_counts, pres, mt, wp, per_class, many=many, few=few)
-    out["align"] = _alignment(wp, mt, pres, out["groups"]) if wp is not None else None
+    out["align"] = _alignment(wp, p.basis, mt, pres, out["groups"]) if wp is not None else None
     out["seli"] = None
     if w is not None and counts is not None and kp == k:
         from nclab.geometry.seli import seli_distance
@@ -297,9 +301,12 @@ def _group_metrics(
     return out
 
 
-def _alignment(wp: torch.Tensor, mt: torch.Tensor, pres: torch.Tensor, groups: dict) -> dict[str, Any]:
-    """Principal angles between span(W) and span(M~), and pairwise error-exponent ratios."""
-    qw, qm = _row_space(wp), _row_space(mt)
+def _alignment(
+    wp: torch.Tensor, qm: torch.Tensor, mt: torch.Tensor, pres: torch.Tensor, groups: dict
+) -> dict[str, Any]:
+    """Principal angles between span(W) and span(M~) (``qm``: an orthonormal basis of the latter), and
+    pairwise error-exponent ratios."""
+    qw = _row_space(wp)
     cos = torch.linalg.svdvals(qw.T @ qm).clamp(0.0, 1.0)
     angles = torch.rad2deg(torch.arccos(cos))
     gw, gm, gx = wp @ wp.T, mt @ mt.T, wp @ mt.T

@@ -1,9 +1,10 @@
 """The second pass over features: NC4 and per-class NC1, which need the class means first.
 
 It touches each feature once more and never re-runs the model: per batch, one product of the
-centred features h - mu_G with ``[P | W^T | M~^T]`` gives the Sigma_B-projected residuals (per-class
-NC1, as P^T(h - mu_G) - P^T(mu_y - mu_G)), the linear decisions and the nearest-class-centre decisions
-(NC4, Papyan et al., PNAS 2020). In float32 the projected residual loses about 1e-7 times the
+centred features h - mu_G with ``[P | W^T]`` gives the Sigma_B-projected residuals (per-class NC1, as
+P^T(h - mu_G) - P^T(mu_y - mu_G)) and the linear decisions; the nearest-class-centre scores come from
+the projection itself (the centred means lie in span(P)), an (N, r) x (r, K) product instead of
+(N, d) x (d, K) (NC4, Papyan et al., PNAS 2020). In float32 the projected residual loses about 1e-7 times the
 between/within ratio in relative accuracy, which matters only near exact collapse; pass float64
 features for per-class NC1 of nearly collapsed features.
 """
@@ -51,14 +52,17 @@ class SecondPass:
         self.offset = None
         if w is not None:
             self.offset = w @ p.mu_g + (bias.detach().double().cpu() if bias is not None else 0.0)
-        mc = p.means[p.present] - p.mu_g  # (K_p, d) present means, centred
+        mc = p.mt  # (K_p, d) present means, centred: mc = U S V^T, proj = V S^-1
         self.mc_sq = (mc * mc).sum(1)  # (K_p,)
         blocks = [p.proj]
         if self.has_w:
             blocks.append(w.T)
-        blocks.append(mc.T)
-        self.big = torch.cat(blocks, dim=1)  # (d, r + [K] + K_p), float64
+        self.big = torch.cat(blocks, dim=1)  # (d, r [+ K]), float64
         self.r = p.proj.shape[1]
+        # NCC scores h'.m_k = (h' proj) (S^2 U^T): the means lie in span(V), so the (N, d) x (d, K_p)
+        # product shrinks to (N, r) x (r, K_p) on the projection the first product already gives
+        s = 1.0 / p.proj.norm(dim=0)  # singular values of mc (columns of V are unit vectors)
+        self.ncc = (s * s)[:, None] * p.left.T  # (r, K_p)
         self.resid = torch.zeros(k, dtype=torch.float64)
         self.mismatch = 0.0
         self.seen = 0.0
@@ -94,17 +98,19 @@ class SecondPass:
         x = x.to(dt)
         big = self._big(dt)
         xc = x - self._mu_g(dt)  # h - mu_G, (N, d)
-        out = xc @ big  # (N, r [+ K] + K_p): one product for the projection and both decisions
+        out = xc @ big  # (N, r [+ K]): one product for the projection and the linear decisions
+        proj = out[:, : self.r]  # P^T (h - mu_G)
+        if self.has_w:
+            pred = (out[:, self.r :] + self._cached("offset", self.offset, dt)).argmax(1)
+            # ||h - mu_k||^2 = ||h'||^2 - 2 h'.m_k + ||m_k||^2; the ||h'||^2 term does not change argmin
+            dist = torch.addmm(
+                self._cached("mc_sq", self.mc_sq, dt), proj, self._cached("ncc", self.ncc, dt), alpha=-2
+            )
+            ncc = p.present[dist.argmin(1)]
         # P^T (h - mu_y) = P^T (h - mu_G) - P^T (mu_y - mu_G)
-        z = out[:, : self.r] - self._mcp(dt)[y]
+        z = proj - self._mcp(dt)[y]
         self.resid += torch.bincount(y, weights=(z * z).sum(1).double(), minlength=self.num_classes)
         if self.has_w:
-            k = self.num_classes
-            out = out[:, self.r :]  # (N, K + K_p)
-            pred = (out[:, :k] + self._cached("offset", self.offset, dt)).argmax(1)
-            # ||h - mu_k||^2 = ||h'||^2 - 2 h'.m_k + ||m_k||^2; the ||h'||^2 term does not change argmin
-            dist = self._cached("mc_sq", self.mc_sq, dt) - 2 * out[:, k:]
-            ncc = p.present[dist.argmin(1)]
             self.mismatch += float((pred != ncc).sum())
         self.seen += float(len(y))
 
