@@ -214,11 +214,60 @@ def table(runs: Path, imb: int, methods: list[str], seeds: list[int]) -> str:
     return "\n".join(lines)
 
 
+def paired(runs: Path, imb: int, seeds: list[int]) -> str:
+    """Each SpA variant minus its baseline, paired by seed (mean +- std over the seeds both have)."""
+    keys = [
+        ("acc/all", "d acc all", 100),
+        ("acc/few", "d few", 100),
+        ("nc/per_class/align_cos", "d mean align cos", 1),
+        ("nc/align/ee_ratio_mean", "d EE ratio", 1),
+    ]
+    lines = [
+        "| variant | pairs | " + " | ".join(t for _, t, _ in keys) + " |",
+        "|---" * (len(keys) + 2) + "|",
+    ]
+    for b in SPA_BASES:
+        for strat in ("reg", "slerp", "proj"):
+            diffs: dict[str, list[float]] = {k: [] for k, _, _ in keys}
+            n = 0
+            for s in seeds:
+                ra, rb = rows(run_dir(runs, imb, f"{b}+{strat}", s)), rows(run_dir(runs, imb, b, s))
+                if not (ra and rb and ra[-1].get("epoch") == EPOCHS and rb[-1].get("epoch") == EPOCHS):
+                    continue
+                n += 1
+                for k, _, scale in keys:
+                    va, vb = ra[-1].get(k), rb[-1].get(k)
+                    va = sum(va) / len(va) if isinstance(va, list) else va
+                    vb = sum(vb) / len(vb) if isinstance(vb, list) else vb
+                    if isinstance(va, (int, float)) and isinstance(vb, (int, float)):
+                        diffs[k].append(scale * (va - vb))
+            if n == 0:
+                continue
+            cells = []
+            for k, _, _ in keys:
+                d = diffs[k]
+                if not d:
+                    cells.append("-")
+                    continue
+                m = sum(d) / len(d)
+                sd = math.sqrt(sum((x - m) ** 2 for x in d) / (len(d) - 1)) if len(d) > 1 else 0.0
+                cells.append(
+                    f"{m:+.2f} ± {sd:.2f}" if abs(m) >= 0.01 or sd >= 0.01 else f"{m:+.4f} ± {sd:.4f}"
+                )
+            lines.append(f"| {b}+{strat} | {n} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def cmd_table(args) -> None:
     out = []
     for g in args.grid:
         for imb in args.imbalance:
             out.append(f"### {TITLES[g]}, IF = {imb}\n\n{table(args.runs, imb, GRIDS[g], args.seeds)}\n")
+            if g == "spa":
+                out.append(
+                    f"Paired by seed, variant minus baseline (accuracy in points), IF = {imb}:\n\n"
+                    f"{paired(args.runs, imb, args.seeds)}\n"
+                )
     text = "\n".join(out)
     if args.out is None:
         print(text)
