@@ -38,7 +38,9 @@ def assign_classes(
 
     Classes are dealt in rounds of a fresh random permutation, one slot per (client, class) pair, so
     every class is held by ``floor`` or ``ceil`` of ``num_clients * classes_per_client / K`` clients and
-    (since ``num_clients * classes_per_client >= K``) by at least one. A client never gets a class twice.
+    (since ``num_clients * classes_per_client >= K``) by at least one. A client never gets a class twice:
+    a deal with a repeat is redrawn, and after 1000 redraws (dense cases) one random permutation is
+    dealt cyclically instead.
 
     Returns:
         ``num_clients`` sorted lists of class indices.
@@ -59,7 +61,13 @@ def assign_classes(
         held = [slots[i * classes_per_client : (i + 1) * classes_per_client] for i in range(num_clients)]
         if all(len(set(h)) == classes_per_client for h in held):
             return [sorted(h) for h in held]
-    raise NclabError("could not deal classes to clients without repeats; change the seed")
+    # dense cases (classes_per_client close to K) rarely deal without repeats: fall back to dealing
+    # one random permutation cyclically, whose windows of classes_per_client <= K entries never repeat
+    perm = rng.permutation(num_classes)
+    return [
+        sorted(int(perm[(i * classes_per_client + j) % num_classes]) for j in range(classes_per_client))
+        for i in range(num_clients)
+    ]
 
 
 def pcdd_partition(

@@ -64,8 +64,9 @@ def seli_geometry(counts: Sequence[int] | torch.Tensor) -> SELIGeometry:
     k = len(n)
     c = centering_matrix(k)
     evals, evecs = torch.linalg.eigh(c @ torch.diag(n) @ c)
-    tol = evals.max() * k * torch.finfo(torch.float64).eps
-    keep = evals > tol
+    # C diag(n) C with n > 0 has rank exactly K - 1 (null space: the ones vector); keep the K - 1
+    # largest eigenvalues rather than thresholding a rounding-level one (eigh sorts ascending)
+    keep = torch.arange(k) >= 1
     root = evecs[:, keep] @ torch.diag(evals[keep].sqrt()) @ evecs[:, keep].T
     inv_root = evecs[:, keep] @ torch.diag(evals[keep].rsqrt()) @ evecs[:, keep].T
     return SELIGeometry(G_W=_unit(root), G_H=_unit(inv_root), Z=_unit(c))
