@@ -18,12 +18,21 @@ import torch
 class LazyImages:
     """A view of ``dataset`` (items ``(uint8 CHW image, label)``) restricted to ``indices``."""
 
-    def __init__(self, dataset, indices: torch.Tensor | None = None, *, num_workers: int = 0):
+    def __init__(
+        self,
+        dataset,
+        indices: torch.Tensor | None = None,
+        *,
+        num_workers: int = 0,
+        item_shape: tuple[int, int, int] | None = None,
+    ):
         self.dataset = dataset
         self.indices = torch.arange(len(dataset)) if indices is None else indices.long()
         self.num_workers = int(num_workers)
-        c, h, w = dataset[0][0].shape if len(dataset) else (3, 0, 0)
-        self.item_shape = (int(c), int(h), int(w))
+        if item_shape is None:  # decode one image, once per set (views inherit it)
+            c, h, w = dataset[0][0].shape if len(dataset) else (3, 0, 0)
+            item_shape = (int(c), int(h), int(w))
+        self.item_shape = item_shape
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -35,7 +44,9 @@ class LazyImages:
     def __getitem__(self, key) -> LazyImages:
         if isinstance(key, int):
             raise TypeError("index a LazyImages with a slice or an index tensor; decode with iter_batches")
-        return LazyImages(self.dataset, self.indices[key], num_workers=self.num_workers)
+        return LazyImages(
+            self.dataset, self.indices[key], num_workers=self.num_workers, item_shape=self.item_shape
+        )
 
     def load(self) -> torch.Tensor:
         """Decode every image of the view in this process (small views only)."""

@@ -101,7 +101,7 @@ def predict(model: FedModel, x: torch.Tensor, batch_size: int = 1024) -> tuple[t
     """Features ``(N, d)`` and predictions ``(N,)`` in eval mode (on the CPU, computed on the model's
     device)."""
     model.eval()
-    dev = next(iter(model.state_dict().values())).device
+    dev = next(model.parameters()).device
     feats, preds = [], []
     for start in range(0, len(x), batch_size):
         f = model.backbone(x[start : start + batch_size].to(dev))

@@ -24,9 +24,8 @@ class TrainData:
     checksum: str
     in_channels: int
     in_features: int
-    val_x: torch.Tensor | LazyImages | None = (
-        None  # per-class validation split (data.val_fraction), for selection
-    )
+    # per-class validation split (data.val_fraction), for model selection
+    val_x: torch.Tensor | LazyImages | None = None
     val_y: torch.Tensor | None = None
 
 
@@ -112,16 +111,17 @@ def _imagenet_lt(cfg: DataConfig) -> TrainData:
     import hashlib
     from pathlib import Path
 
-    from nclab.data.imagenet_lt import IMAGENET_MEAN, IMAGENET_STD, ImageListDataset, read_split
+    from nclab.data.imagenet_lt import IMAGENET_MEAN, IMAGENET_STD, ImageListDataset
 
     if cfg.root is None:
         raise ConfigError("data.root must name the ImageNet-LT image root (holding the split lists)")
     root = Path(cfg.root)
     tr_list = Path(cfg.train_list) if cfg.train_list else root / "ImageNet_LT_train.txt"
     te_list = Path(cfg.test_list) if cfg.test_list else root / "ImageNet_LT_test.txt"
-    k = int(max(read_split(tr_list)[1].max(), read_split(te_list)[1].max())) + 1
-    kw = dict(resize=cfg.resize, crop=cfg.crop, num_classes=k)
+    kw = dict(resize=cfg.resize, crop=cfg.crop)
     tr, te = ImageListDataset(root, tr_list, **kw), ImageListDataset(root, te_list, **kw)
+    k = int(max(tr.labels.max(), te.labels.max())) + 1  # classes of either split
+    tr.counts = torch.bincount(tr.labels, minlength=k).tolist()
     if min(tr.counts) == 0:
         missing = [c for c, n in enumerate(tr.counts) if n == 0]
         raise ConfigError(f"{tr_list} has no training image of classes {missing[:10]}")

@@ -25,10 +25,13 @@ from nclab.ufm.problem import UFM
 STRATEGIES = ("none", "slerp", "proj")
 
 
+def _means(ufm: UFM, H: torch.Tensor) -> torch.Tensor:
+    sums = torch.zeros(ufm.num_classes, H.shape[1], dtype=H.dtype).index_add_(0, ufm.labels, H)
+    return sums / torch.tensor(ufm.counts, dtype=H.dtype)[:, None]
+
+
 def _centred_means(ufm: UFM, H: torch.Tensor) -> torch.Tensor:
-    k = ufm.num_classes
-    sums = torch.zeros(k, H.shape[1], dtype=H.dtype).index_add_(0, ufm.labels, H)
-    means = sums / torch.tensor(ufm.counts, dtype=H.dtype)[:, None]
+    means = _means(ufm, H)
     return means - means.mean(0)  # balanced centring: the class-level geometry of SELI and the ETF
 
 
@@ -41,12 +44,11 @@ def geometry(ufm: UFM, W: torch.Tensor, H: torch.Tensor, minority: Sequence[int]
     - ``minority_cos``: mean pairwise cos of the minority rows of W (1: minority collapse).
     """
     k = ufm.num_classes
-    means = torch.zeros(k, H.shape[1], dtype=H.dtype).index_add_(0, ufm.labels, H)
-    means = means / torch.tensor(ufm.counts, dtype=H.dtype)[:, None]
+    means = _means(ufm, H)
     g = W @ W.T
     etf = torch.eye(k, dtype=W.dtype) - 1.0 / k
     etf_w = float((g / g.norm() - etf / etf.norm()).norm())
-    cos = F.cosine_similarity(W, _centred_means(ufm, H), dim=1)
+    cos = F.cosine_similarity(W, means - means.mean(0), dim=1)
     wn = F.normalize(W[list(minority)], dim=1)
     c = wn @ wn.T
     m = len(minority)
