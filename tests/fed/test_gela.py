@@ -67,3 +67,40 @@ def test_bad_scales():
         gela_scales([0, 0])
     with pytest.raises(NclabError):
         gela_scales([1, 2], c=0)
+
+
+def test_local_training_on_images_matches_contiguous_layout_and_sends_contiguous_tensors():
+    """Image batches train in channels_last; the result equals the plain layout to rounding, and the
+    shared state leaves contiguous (what Flower serialises and the server averages)."""
+    from nclab.fed.local import predict
+    from nclab.models import create_model
+
+    def build():
+        torch.manual_seed(0)
+        return FedModel(create_model("cnn_small", in_channels=1, feature_dim=8), torch.nn.Linear(8, 3))
+
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(24, 1, 28, 28, generator=g), torch.randint(0, 3, (24,), generator=g)
+    fast = build()
+    local_train(fast, x, y, LocalConfig(batch_size=8), generator=torch.Generator().manual_seed(0))
+    assert fast.backbone.body[0].weight.is_contiguous(memory_format=torch.channels_last)
+    state = fast.shared_state()
+    assert all(t.is_contiguous() for t in state)
+    # the reference: the same steps by hand in the default layout
+    ref = build()
+    params = [p for p in ref.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=0.05, momentum=0.9, weight_decay=5e-4)
+    ref.train()
+    order = torch.randperm(24, generator=torch.Generator().manual_seed(0))
+    for s in range(0, 24, 8):
+        idx = order[s : s + 8]
+        loss = torch.nn.functional.cross_entropy(ref(x[idx]), y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    for a, b in zip(state, ref.shared_state()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    feats, _ = predict(fast, x)
+    ref.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(feats, ref.backbone(x), rtol=1e-4, atol=1e-5)

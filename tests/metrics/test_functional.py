@@ -183,3 +183,22 @@ def test_seli_block_when_counts_are_known():
     assert got["seli"]["W"] == pytest.approx(dist(w @ w.T, tgt.G_W), rel=1e-8)
     assert got["seli"]["H"] == pytest.approx(dist(mt @ mt.T, tgt.G_H), rel=1e-8)
     assert got["seli"]["Z"] == pytest.approx(dist(w @ mt.T, tgt.Z), rel=1e-8)
+
+
+@pytest.mark.parametrize("deficient", [False, True])
+def test_principal_angles_match_scipy_for_full_and_deficient_classifier_rank(deficient):
+    """K < d: span(W) from the QR path when W has full row rank, from the SVD when it does not;
+    both against scipy's subspace_angles of the row spaces of W and of the centred means."""
+    from scipy.linalg import subspace_angles
+
+    h, y, w, b, _ = long_tailed(k=5, d=9, seed=3)
+    if deficient:
+        w = w.copy()
+        w[4] = w[0] - 2.0 * w[1]  # rank 4
+    got = measure(_t(h), torch.as_tensor(y), _t(w), _t(b))
+    means = np.stack([h[y == c].mean(0) for c in range(5)])
+    mt = means - h.mean(0)
+    expect = np.degrees(subspace_angles(w.T, mt.T))
+    angles = got["align"]["principal_angles_deg"]
+    assert len(angles) == 4  # min(rank W, rank M~): M~ has rank K - 1 = 4, W rank 5 or 4
+    np.testing.assert_allclose(sorted(angles), sorted(expect), atol=1e-6)

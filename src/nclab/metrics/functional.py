@@ -124,8 +124,21 @@ def _rel_frobenius(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def _row_space(x: torch.Tensor) -> torch.Tensor:
-    _, s, vh = torch.linalg.svd(x, full_matrices=False)
-    keep = s > s[0] * max(x.shape) * torch.finfo(torch.float64).eps
+    """Orthonormal basis (d, r) of the row space of ``x`` (K, d), float64.
+
+    Rank by numpy's matrix_rank rule (singular values above ``s_max * max(K, d) * eps``). For K <= d
+    the thin QR ``x^T = Q R`` gives the basis when that rule finds full rank (R has the singular values
+    of x, and the (K, K) ``svdvals(R)`` is far cheaper than an SVD of x with vectors); otherwise, or
+    for K > d, the basis comes from the SVD.
+    """
+    tol_factor = max(x.shape) * torch.finfo(torch.float64).eps
+    if x.shape[0] <= x.shape[1]:
+        q, r = torch.linalg.qr(x.T)  # (d, K), (K, K)
+        sv = torch.linalg.svdvals(r)
+        if len(sv) and bool((sv > sv[0] * tol_factor).all()):
+            return q
+    _, sv, vh = torch.linalg.svd(x, full_matrices=False)
+    keep = sv > sv[0] * tol_factor
     return vh[keep].T  # (d, r)
 
 
@@ -166,7 +179,18 @@ def nc_metrics(
     """
     k, d = stats.num_classes, stats.dim
     check_classifier(weights, bias, k, d)
-    p = prepare(stats, center=center, allow_missing=allow_missing)
+    # the second pass already prepared these statistics the same way: reuse its SVD of the means
+    prep = getattr(second, "prep", None)
+    if (
+        prep is not None
+        and second.stats is stats
+        and prep.center == center
+        and torch.equal(prep.counts, stats.counts)
+        and (allow_missing or len(prep.present) == k)
+    ):
+        p = prep
+    else:
+        p = prepare(stats, center=center, allow_missing=allow_missing)
     pres, mt = p.present, p.mt
     kp = len(pres)
     n_p = p.counts[pres]
