@@ -202,3 +202,22 @@ def test_principal_angles_match_scipy_for_full_and_deficient_classifier_rank(def
     angles = got["align"]["principal_angles_deg"]
     assert len(angles) == 4  # min(rank W, rank M~): M~ has rank K - 1 = 4, W rank 5 or 4
     np.testing.assert_allclose(sorted(angles), sorted(expect), atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(40, 7), (33, 512), (20, 1000), (5, 2051)])
+def test_symmetric_gram_equals_the_full_product(shape):
+    from nclab.metrics.stats import symmetric_gram
+
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    torch.testing.assert_close(symmetric_gram(x), x.T @ x, rtol=1e-12, atol=1e-12)
+
+
+def test_feature_stats_second_moment_at_a_blocked_width():
+    """d >= 512 takes the blocked product: the pooled second moment against float64 numpy."""
+    g = np.random.default_rng(0)
+    h = g.normal(size=(64, 600)) + 5.0
+    y = np.arange(64) % 4
+    st = FeatureStats(4, 600)
+    st.update(_t(h, torch.float32), torch.as_tensor(y))
+    np.testing.assert_allclose(st.second.numpy(), h.T @ h, rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(st.second.numpy(), st.second.numpy().T, rtol=1e-14)

@@ -33,6 +33,26 @@ from nclab.metrics.validation import check_features, check_labels
 _STATES = ("counts", "sums", "sq_norms", "second")
 
 
+def symmetric_gram(x: torch.Tensor, block: int = 256) -> torch.Tensor:
+    """``x^T x`` (d, d) in the dtype of ``x`` (N, d), computing only the upper triangle's blocks.
+
+    BLAS has no symmetric rank-k product in torch; splitting the columns into ``nb`` strips of at
+    least ``block`` columns and multiplying strip i by columns i.. only does (nb + 1) / (2 nb) of the
+    work of ``x.T @ x`` (0.56 at nb = 8), and each entry is the same dot product. Small d: ``x.T @ x``.
+    """
+    d = x.shape[1]
+    nb = min(8, d // block)
+    if nb < 2:
+        return x.T @ x
+    edges = [round(i * d / nb) for i in range(nb + 1)]
+    out = torch.empty(d, d, dtype=x.dtype, device=x.device)
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        strip = x[:, lo:hi].T @ x[:, lo:]  # (hi - lo, d - lo): rows lo:hi of the upper triangle
+        out[lo:hi, lo:] = strip
+        out[hi:, lo:hi] = strip[:, hi - lo :].T
+    return out
+
+
 class FeatureStats:
     """One-pass, mergeable per-class feature statistics.
 
@@ -93,7 +113,7 @@ class FeatureStats:
         # with B = Q^T M and Q = R + N M / 2, restricted to the classes in the batch
         q = r[present] + 0.5 * n64[present, None] * m[present]
         bmat = q.T @ m[present]  # (d, d)
-        self.second += (xc.T @ xc).double() + bmat + bmat.T
+        self.second += symmetric_gram(xc).double() + bmat + bmat.T
         # sum ||h||^2 = sum ||xc||^2 + 2 r_k . m_k + n_k ||m_k||^2
         self.sq_norms += torch.bincount(y, weights=(xc * xc).sum(1).double(), minlength=k)
         self.sq_norms += 2 * (r * m).sum(1) + n64 * (m * m).sum(1)
