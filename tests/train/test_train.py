@@ -174,3 +174,25 @@ def test_stage2_methods_from_the_config(tmp_path, method):
         assert 0.0 <= rows[-1]["stage2/tau"] <= 2.0
     # the backbone of the checkpoint is the one stage 2 used (stage 2 never trains it)
     assert (r / "stage2.done").read_text() == method
+
+
+def test_channels_last_values(tmp_path):
+    """`train.channels_last=on` puts a CNN in channels_last on CPU too; `auto` leaves it off on CPU;
+    anything else is a config error."""
+    from tests.data.test_datasets import _write_idx
+
+    rng = np.random.default_rng(0)
+    for pre, n in (("train", 60), ("t10k", 20)):
+        _write_idx(tmp_path / f"{pre}-images-idx3-ubyte.gz", rng.integers(0, 256, size=(n, 28, 28)))
+        _write_idx(tmp_path / f"{pre}-labels-idx1-ubyte.gz", np.repeat(np.arange(10), n // 10))
+    fmnist = ROOT / "configs" / "fmnist_lt" / "ce.yaml"
+    base = [f"data.root={tmp_path}", "data.imbalance=2", "train.epochs=1", "train.batch_size=16"]
+    for value, expect in (("off", False), ("auto", False), ("on", True)):
+        cfg = load_config(fmnist, [*base, f"train.channels_last={value}", "train.device=cpu"])
+        tr = Trainer(cfg, tmp_path / f"run_{value}")
+        conv = [m for m in tr.model.modules() if isinstance(m, torch.nn.Conv2d)][-1]  # 32 -> 64 channels
+        assert conv.weight.is_contiguous(memory_format=torch.channels_last) is expect, value
+    tr.fit()  # the channels_last run trains and evaluates
+    assert _rows(tmp_path / "run_on")[-1]["epoch"] == 1
+    with pytest.raises(ConfigError, match="train.channels_last"):
+        load_config(fmnist, [*base, "train.channels_last=sometimes"])

@@ -121,7 +121,7 @@ class TrainSection:
     mixup_alpha: float = 0.0  # mixup (Zhang et al. 2018) with Beta(alpha, alpha) mixing; 0 = off
     ckpt_every_steps: int = 0  # also checkpoint inside an epoch every this many steps (0: off)
     amp: str = "auto"  # auto (on for CUDA) | on | off
-    channels_last: str = "auto"
+    channels_last: str = "auto"  # auto (on for CUDA) | on (also on CPU, ~1.4x for cnn_small) | off
     device: str = "auto"  # auto | cpu | cuda
     eval_batch_size: int = 256
     tensorboard: bool = False  # also log every evaluation to RUN_DIR/tb (needs the tensorboard package)
@@ -150,6 +150,10 @@ class Config:
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
     """Schema <- YAML file <- ``key=value`` overrides, validated."""
     out: Config = load_structured(Config, path, overrides)
+    # YAML reads on/off as booleans, which a str field stores as "True"/"False"
+    for key in ("amp", "channels_last"):
+        value = str(getattr(out.train, key))
+        setattr(out.train, key, {"true": "on", "false": "off"}.get(value.lower(), value))
     _validate(out)
     return out
 
@@ -179,6 +183,8 @@ def _validate(c: Config) -> None:
             "train.nc_source=online reads the training batches' features, which mixup mixes: use eval",
         ),
         (c.train.mixup_alpha >= 0, "train.mixup_alpha must be >= 0"),
+        (c.train.amp in ("auto", "on", "off"), "train.amp must be auto, on or off"),
+        (c.train.channels_last in ("auto", "on", "off"), "train.channels_last must be auto, on or off"),
     ]
     for ok, msg in checks:
         if not ok:

@@ -144,7 +144,8 @@ class Trainer:
 
             self.net = DistributedDataParallel(self.net)
         self.use_amp = self.device.type == "cuda" and cfg.train.amp in ("auto", "on")
-        if self.device.type == "cuda" and cfg.train.channels_last in ("auto", "on"):
+        cl = cfg.train.channels_last
+        if cl == "on" or (cl == "auto" and self.device.type == "cuda"):
             self.model.to(memory_format=torch.channels_last)
         from nclab.losses import create_loss
 
