@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+from results import write_block  # scripts/results.py (this folder is on sys.path)
+
 ROOT = Path(__file__).resolve().parents[1]
 ROUNDS = 5
 GRID_BUDGET = [f"rounds={ROUNDS}"]
@@ -162,19 +164,7 @@ def cmd_table(args) -> None:
     for setting in args.settings:
         out.append(f"### {SETTINGS[setting]}\n\n{table(args.runs, setting, args.seeds)}\n")
         out.append(f"Paired by seed (points):\n\n{paired(args.runs, setting, args.seeds)}\n")
-    text = "\n".join(out)
-    if args.out is None:
-        print(text)
-        return
-    doc = args.out.read_text()
-    begin, end = "<!-- fed_table:begin -->", "<!-- fed_table:end -->"
-    block = f"{begin}\n{text}\n{end}"
-    if begin in doc:
-        doc = doc.split(begin)[0] + block + doc.split(end, 1)[1]
-    else:
-        doc = doc.rstrip() + "\n\n" + block + "\n"
-    args.out.write_text(doc)
-    print(f"wrote {args.out}")
+    write_block(args.out, "fed_table", "\n".join(out))
 
 
 def main() -> None:

@@ -27,6 +27,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from results import write_block  # scripts/results.py (this folder is on sys.path)
+
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "fmnist_lt" / "ce.yaml"
 EPOCHS = 5
@@ -268,19 +270,7 @@ def cmd_table(args) -> None:
                     f"Paired by seed, variant minus baseline (accuracy in points), IF = {imb}:\n\n"
                     f"{paired(args.runs, imb, args.seeds)}\n"
                 )
-    text = "\n".join(out)
-    if args.out is None:
-        print(text)
-        return
-    doc = args.out.read_text()
-    begin, end = "<!-- fmnist_table:begin -->", "<!-- fmnist_table:end -->"
-    block = f"{begin}\n{text}\n{end}"
-    if begin in doc:
-        doc = doc.split(begin)[0] + block + doc.split(end, 1)[1]
-    else:
-        doc = doc.rstrip() + "\n\n" + block + "\n"
-    args.out.write_text(doc)
-    print(f"wrote {args.out}")
+    write_block(args.out, "fmnist_table", "\n".join(out))
 
 
 TITLES = {

@@ -61,6 +61,23 @@ def table(run_dirs: list[Path], keys: list[tuple[str, str]] = KEYS) -> str:
     return "\n".join(lines)
 
 
+def write_block(out: Path | None, name: str, text: str) -> None:
+    """Print ``text``, or put it between ``<!-- name:begin -->`` and ``<!-- name:end -->`` in ``out``
+    (replacing what was there; appended at the end the first time)."""
+    if out is None:
+        print(text)
+        return
+    doc = out.read_text()
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    block = f"{begin}\n{text}\n{end}"
+    if begin in doc:
+        doc = doc.split(begin)[0] + block + doc.split(end, 1)[1]
+    else:
+        doc = doc.rstrip() + "\n\n" + block + "\n"
+    out.write_text(doc)
+    print(f"wrote {out}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="+", type=Path)
