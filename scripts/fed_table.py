@@ -35,6 +35,11 @@ SETTINGS = {
     "lt100_pcdd2": "PCDD, 2 classes per client, long-tailed global profile (IF = 100)",
 }
 METHODS = ["fedavg", "fedprox", "fedavg_etf", "fedgela"]
+# extra variants, run only when named (--methods): config name and overrides per setting
+# fedgela_cpc: FedGELA with C = classes per client, so that a client of a balanced PCDD partition
+# scales its held classes by exactly 1 (FedAvg + ETF with the missing classes' rows zeroed)
+VARIANTS = {"fedgela_cpc": ("fedgela", lambda setting: [f"gela_c={setting[-1]}"])}
+ALL_METHODS = METHODS + list(VARIANTS)
 
 
 def run_dir(runs: Path, setting: str, method: str, seed: int) -> Path:
@@ -66,8 +71,11 @@ def launch(runs: Path, setting: str, method: str, seed: int) -> str:
 
             shutil.rmtree(rd)
         rd.parent.mkdir(parents=True, exist_ok=True)
-        cfg = ROOT / "configs" / "fed" / f"fmnist_{setting}_{method}.yaml"
-        cmd = nclab + [str(cfg), f"seed={seed}", *GRID_BUDGET, "--run-dir", str(rd)]
+        base, extra = (
+            (VARIANTS[method][0], VARIANTS[method][1](setting)) if method in VARIANTS else (method, [])
+        )
+        cfg = ROOT / "configs" / "fed" / f"fmnist_{setting}_{base}.yaml"
+        cmd = nclab + [str(cfg), f"seed={seed}", *GRID_BUDGET, *extra, "--run-dir", str(rd)]
     p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     (rd.parent / f"seed{seed}.log").write_text(p.stdout + p.stderr)
     status = "ok" if p.returncode == 0 else f"FAILED rc={p.returncode}"
@@ -120,7 +128,7 @@ def table(runs: Path, setting: str, seeds: list[int]) -> str:
     other = [("fed/missing_class_cos", "missing-class cos"), ("nc/nc1", "NC1"), ("nc/nc3", "NC3")]
     head = ["method", "seeds"] + [t for _, t in acc_cols] + [t for _, t in other]
     lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
-    for m in METHODS:
+    for m in ALL_METHODS:
         last = _last(runs, setting, m, seeds)
         if not last:
             continue
@@ -141,7 +149,7 @@ def paired(runs: Path, setting: str, seeds: list[int]) -> str:
         "|---" * (len(keys) + 2) + "|",
     ]
     gela = _last(runs, setting, "fedgela", seeds)
-    for base in [m for m in METHODS if m != "fedgela"]:
+    for base in [m for m in ALL_METHODS if m != "fedgela"]:
         other = _last(runs, setting, base, seeds)
         common = sorted(set(gela) & set(other))
         if not common:
@@ -171,7 +179,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("action", choices=["run", "table"])
     ap.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
-    ap.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
+    ap.add_argument("--methods", nargs="+", default=METHODS, choices=ALL_METHODS)
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "fed_grid")
     ap.add_argument("--out", type=Path, default=None, help="docs/results.md to update (default: print)")
