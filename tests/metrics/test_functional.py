@@ -221,3 +221,17 @@ def test_feature_stats_second_moment_at_a_blocked_width():
     st.update(_t(h, torch.float32), torch.as_tensor(y))
     np.testing.assert_allclose(st.second.numpy(), h.T @ h, rtol=1e-5, atol=1e-3)
     np.testing.assert_allclose(st.second.numpy(), st.second.numpy().T, rtol=1e-14)
+
+
+def test_nc_metrics_does_not_reuse_a_second_pass_prepared_before_more_data():
+    """A SecondPass made before the statistics grew must not lend nc_metrics its stale class means."""
+    h, y, w, b, _ = long_tailed(k=4, d=6, seed=5)
+    st = FeatureStats(4, 6)
+    half = len(y) // 2
+    st.update(_t(h[:half]), torch.as_tensor(y[:half]))
+    second = SecondPass(st, _t(w), _t(b))
+    st.update(_t(h[half:]), torch.as_tensor(y[half:]))
+    got = nc_metrics(st, _t(w), _t(b), second=second)
+    fresh = nc_metrics(st, _t(w), _t(b))
+    for key in SCALARS + ["nc3", "nc3_zhu", "nc4_bias"]:
+        assert got[key] == pytest.approx(fresh[key], rel=1e-12), key

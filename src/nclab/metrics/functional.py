@@ -59,7 +59,7 @@ def prepare(stats: FeatureStats, *, center: str = "weighted", allow_missing: boo
     """Class means, global mean, centred means and the Sigma_B pseudo-inverse factor."""
     if center not in CENTERS:
         raise NclabError(f"center must be 'weighted' or 'balanced', got {center!r}")
-    counts = stats.counts
+    counts = stats.counts.clone()  # a snapshot: nc_metrics compares it to reuse a second pass's SVD
     present = (counts > 0).nonzero().flatten()
     missing = (counts == 0).nonzero().flatten().tolist()
     if missing and not allow_missing:
