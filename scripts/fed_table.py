@@ -19,6 +19,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -51,9 +52,14 @@ def rows(rd: Path) -> list[dict]:
     return [json.loads(x) for x in f.read_text().splitlines() if x.strip()] if f.is_file() else []
 
 
-def finished(rd: Path) -> bool:
+def last_row(rd: Path) -> dict | None:
+    """The final round's metrics of a finished run, else None."""
     r = rows(rd)
-    return bool(r) and r[-1].get("round") == ROUNDS
+    return r[-1] if r and r[-1].get("round") == ROUNDS else None
+
+
+def finished(rd: Path) -> bool:
+    return last_row(rd) is not None
 
 
 def launch(runs: Path, setting: str, method: str, seed: int) -> str:
@@ -67,8 +73,6 @@ def launch(runs: Path, setting: str, method: str, seed: int) -> str:
         cmd = nclab + ["--resume", str(rd), *GRID_BUDGET]
     else:
         if rd.exists():
-            import shutil
-
             shutil.rmtree(rd)
         rd.parent.mkdir(parents=True, exist_ok=True)
         base, extra = (
@@ -111,12 +115,8 @@ def _fmt(ms: tuple[float, float] | None, pct: bool) -> str:
 
 
 def _last(runs: Path, setting: str, method: str, seeds: list[int]) -> dict[int, dict]:
-    out = {}
-    for s in seeds:
-        r = rows(run_dir(runs, setting, method, s))
-        if r and r[-1].get("round") == ROUNDS:
-            out[s] = r[-1]
-    return out
+    last = {s: last_row(run_dir(runs, setting, method, s)) for s in seeds}
+    return {s: row for s, row in last.items() if row is not None}
 
 
 def table(runs: Path, setting: str, seeds: list[int]) -> str:
