@@ -1,0 +1,280 @@
+"""The one reader and writer of a run directory (docs/contracts.md, docs/reliability.md).
+
+A run directory is the interface between training and everything after it (reports, tables, advice).
+Its promises live here:
+
+- **One writer.** :class:`RunLock` holds an exclusive ``fcntl.flock`` on ``<run>/.lock`` for the
+  lifetime of a run; a second process gets an :class:`~nclab.errors.NclabError` naming the holder's
+  PID. The kernel drops the lock when the holder dies, so a killed run can always be resumed.
+- **Rows appended whole.** :func:`append_row` writes each ``metrics.jsonl`` row with one ``os.write``
+  of the complete line on an ``O_APPEND`` descriptor, then ``fsync``. Only a crash in the middle of
+  that write can tear a line, and only the last one; :func:`read_rows` reports such a line instead of
+  failing, and resume drops it (the checkpoint says which rows are valid).
+- **Atomic rewrites.** :func:`truncate_rows` and :func:`write_text_atomic` write a temporary file in the
+  same directory and ``os.replace`` it.
+
+Checkpoints (``checkpoints/last.pt``) are written and loaded by :mod:`nclab.train.checkpoint`.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import math
+import os
+import warnings
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from nclab.errors import DataError, NclabError
+
+__all__ = [
+    "RunLock",
+    "RunLockedError",
+    "append_row",
+    "clean",
+    "duplicate_evaluations",
+    "read_rows",
+    "remove_stale_temporaries",
+    "truncate_rows",
+    "write_text_atomic",
+]
+
+METRICS = "metrics.jsonl"
+LOCK = ".lock"
+
+
+class RunLockedError(NclabError):
+    """Another live process holds the run directory's lock."""
+
+
+def clean(x: Any) -> Any:
+    """``x`` with every non-finite float (NaN, +-inf) replaced by ``None``, recursively.
+
+    JSON has no NaN: an undefined metric is written as ``null``.
+
+    >>> clean({"a": float("nan"), "b": [1.0, float("inf")], "c": (2, 3)})
+    {'a': None, 'b': [1.0, None], 'c': [2, 3]}
+    """
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [clean(v) for v in x]
+    if hasattr(x, "item") and getattr(x, "ndim", None) == 0:  # numpy / torch scalar
+        return clean(x.item())
+    return x
+
+
+def append_row(path: str | Path, row: dict[str, Any]) -> None:
+    """Append ``row`` as one JSON line to ``path`` (usually ``<run>/metrics.jsonl``).
+
+    Non-finite floats become ``null``. The complete line is written with a single ``os.write`` on an
+    ``O_APPEND`` descriptor and then ``fsync``-ed, so concurrent readers never see half a row and a
+    crash can tear at most the final line.
+
+    Args:
+        path: the JSON-lines file; created if missing.
+        row: a JSON-serialisable mapping.
+    """
+    data = (json.dumps(clean(row), allow_nan=False) + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        written = os.write(fd, data)
+        while written < len(data):  # only for very large rows on odd file systems
+            written += os.write(fd, data[written:])
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_rows(path: str | Path) -> tuple[list[dict[str, Any]], bool]:
+    """The complete rows of a JSON-lines file and whether its final line was torn.
+
+    A final line that is not valid JSON (a write cut short by a crash) is left out and reported with
+    ``torn=True``; an invalid line anywhere else means the file was damaged otherwise and raises.
+
+    Args:
+        path: the JSON-lines file.
+
+    Returns:
+        ``(rows, torn)``.
+
+    Raises:
+        DataError: the file is missing, or a line other than the last is not a JSON object.
+    """
+    p = Path(path)
+    try:
+        text = p.read_bytes().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        raise DataError(f"{p} does not exist") from None
+    lines = text.split("\n")
+    numbered = [(i + 1, ln) for i, ln in enumerate(lines) if ln.strip()]
+    rows: list[dict[str, Any]] = []
+    torn = False
+    for j, (lineno, ln) in enumerate(numbered):
+        try:
+            row = json.loads(ln)
+            if not isinstance(row, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as err:
+            if j == len(numbered) - 1 and not text.endswith("\n"):
+                torn = True
+                break
+            raise DataError(
+                f"{p} line {lineno} is not a JSON object ({err}); only a final line cut short by a crash "
+                "is tolerated: repair or remove the line"
+            ) from None
+        rows.append(row)
+    return rows, torn
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same directory and ``os.replace``."""
+    p = Path(path)
+    tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
+    with open(tmp, "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, p)
+
+
+def truncate_rows(path: str | Path, keep: Callable[[dict[str, Any]], bool]) -> None:
+    """Rewrite ``path`` atomically with only the complete rows for which ``keep(row)`` is true.
+
+    Used on resume: rows written after the checkpoint, and a torn final line (with a warning), are
+    dropped. A missing file is left missing.
+    """
+    p = Path(path)
+    if not p.exists():
+        return
+    rows, torn = read_rows(p)
+    if torn:
+        warnings.warn(
+            f"{p}: the final line was cut short (a crash during the write); dropping it", stacklevel=2
+        )
+    kept = [r for r in rows if keep(r)]
+    write_text_atomic(p, "".join(json.dumps(r, allow_nan=False) + "\n" for r in kept))
+
+
+def duplicate_evaluations(rows: Iterable[dict[str, Any]]) -> list[tuple[Any, Any]]:
+    """The ``(epoch, stage)`` keys that occur in more than one row, in order of first repetition.
+
+    A run directory written by one process has each evaluation once; duplicates mean two writers (or
+    a hand-merged file).
+
+    >>> duplicate_evaluations([{"epoch": 1}, {"epoch": 2}, {"epoch": 1}, {"epoch": 2, "stage": "crt"}])
+    [(1, None)]
+    """
+    seen: set[tuple[Any, Any]] = set()
+    dup: list[tuple[Any, Any]] = []
+    for r in rows:
+        key = (r.get("epoch"), r.get("stage"))
+        if key in seen and key not in dup:
+            dup.append(key)
+        seen.add(key)
+    return dup
+
+
+def remove_stale_temporaries(run_dir: str | Path) -> list[Path]:
+    """Delete ``.<name>.tmp-<pid>`` files left in ``run_dir`` and ``run_dir/checkpoints`` by a process
+    killed during an atomic write; call with the run lock held. Returns the removed paths."""
+    d = Path(run_dir)
+    removed = []
+    for sub in (d, d / "checkpoints", d / "geometry"):
+        if sub.is_dir():
+            for f in sub.glob(".*.tmp-*"):
+                try:
+                    f.unlink()
+                    removed.append(f)
+                except FileNotFoundError:
+                    pass
+    return removed
+
+
+class RunLock:
+    """An exclusive lock on a run directory, held for the lifetime of a run.
+
+    ``fcntl.flock`` on ``<run_dir>/.lock``, which holds the holder's PID. The kernel releases the lock
+    when the holder's process dies (even by ``kill -9``), so a lock is never stale. A second process
+    (or a second ``RunLock`` in the same process) gets :class:`RunLockedError`.
+
+    Example:
+        >>> import tempfile
+        >>> d = tempfile.mkdtemp()
+        >>> with RunLock(d):
+        ...     RunLock(d).acquire()
+        Traceback (most recent call last):
+        ...
+        nclab.rundir.RunLockedError: ...
+    """
+
+    def __init__(self, run_dir: str | Path):
+        self.dir = Path(run_dir)
+        self.path = self.dir / LOCK
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def acquire(self) -> RunLock:
+        """Take the lock (creating the run directory); raise :class:`RunLockedError` if it is held."""
+        import fcntl
+
+        if self._fd is not None:
+            return self
+        self.dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            os.close(fd)
+            if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+            holder = _read_pid(self.path)
+            who = f"process {holder}" if holder else "another process"
+            raise RunLockedError(
+                f"{self.dir} is in use by {who} (lock {self.path}); wait for it to finish, stop it, "
+                "or use another --run-dir"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        os.fsync(fd)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        """Release the lock (idempotent). The PID file stays; an unlocked file means nobody holds it."""
+        import fcntl
+
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        try:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def __del__(self) -> None:  # a forgotten lock goes with its object (and always with the process)
+        try:
+            self.release()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
