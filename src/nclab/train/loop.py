@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nclab import __version__
+from nclab import __version__, rundir
 from nclab.data.lazy import iter_batches
 from nclab.errors import NclabError
 from nclab.metrics import FeatureStats
@@ -134,6 +134,10 @@ class Trainer:
 
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         self.rank, self.world = _init_distributed(self.device)
+        # one writer per run directory (nclab.rundir.RunLock), taken before anything is written
+        self._lock = rundir.RunLock(self.dir).acquire() if self.rank == 0 else None
+        if self._lock is not None:
+            rundir.remove_stale_temporaries(self.dir)  # left by a kill during an atomic write
         self.data = load_data(cfg.data, cfg.train.seed)
         self.model, self.head = build_modules(cfg, self.data)
         self.model.to(self.device)
@@ -241,7 +245,7 @@ class Trainer:
     def _load(self, path: Path) -> None:
         if not path.is_file():
             raise NclabError(f"cannot resume: {path} does not exist")
-        s = ckpt.load(path)
+        s = ckpt.load(path, required=("model", "head", "optimizer", "epoch", "step_in_epoch", "torch_rng"))
         self.model.load_state_dict(s["model"])
         self.head.load_state_dict(s["head"])
         self.opt.load_state_dict(s["optimizer"])
@@ -255,19 +259,31 @@ class Trainer:
         if "online_stats" in s:
             self.online_stats.load_state_dict(s["online_stats"])
             self.online_loss = s["online_loss"]
-        metrics = self.dir / "metrics.jsonl"
-        if metrics.exists() and self.rank == 0:  # drop evaluations written after this checkpoint
-            keep = [
-                ln for ln in metrics.read_text().splitlines() if ln and json.loads(ln)["epoch"] <= self.epoch
-            ]
-            metrics.write_text("".join(x + "\n" for x in keep))
+        if self.rank == 0:  # drop evaluations written after this checkpoint (and a torn last line)
+            s2_done = (self.dir / "stage2.done").exists()
+            rundir.truncate_rows(
+                self.dir / "metrics.jsonl",
+                lambda r: r.get("epoch", 0) <= self.epoch and (s2_done or "stage" not in r),
+            )
 
     def _checkpoint(self) -> None:
         if self.rank == 0:
             ckpt.save_atomic(self._state(), self.dir / "checkpoints" / "last.pt")
 
+    def close(self) -> None:
+        """Release the run directory's lock (idempotent; :meth:`fit` calls it when it returns or fails)."""
+        if self._lock is not None:
+            self._lock.release()
+
     # -- the loop ----------------------------------------------------------------------------------
     def fit(self) -> Path:
+        """Train to ``train.epochs`` (then stage 2, if configured); returns the run directory."""
+        try:
+            return self._fit()
+        finally:
+            self.close()
+
+    def _fit(self) -> Path:
         cfg, d, dev = self.cfg, self.data, self.device
         bs = cfg.train.batch_size
         for h in self.hooks:
@@ -416,8 +432,7 @@ class Trainer:
         )
         out = {"epoch": self.epoch, "step": self.global_step, "lr": None, **info, **row}
         np.savez(self.dir / "geometry" / f"{self.epoch}_{s2.method}.npz", **geom)
-        with open(self.dir / "metrics.jsonl", "a") as fh:
-            fh.write(json.dumps(_clean(out)) + "\n")
+        rundir.append_row(self.dir / "metrics.jsonl", out)
         (self.dir / "stage2.done").write_text(s2.method)
         print(f"stage 2 ({s2.method}): acc {row['acc/all']:.4f}", flush=True)
 
@@ -439,8 +454,7 @@ class Trainer:
             return
         out = {"epoch": self.epoch, "step": self.global_step, "lr": self.opt.param_groups[0]["lr"], **row}
         np.savez(self.dir / "geometry" / f"{self.epoch}.npz", **geom)
-        with open(self.dir / "metrics.jsonl", "a") as fh:
-            fh.write(json.dumps(_clean(out)) + "\n")
+        rundir.append_row(self.dir / "metrics.jsonl", out)
         if self.tb is not None:
             self.tb.log(out, self.epoch)
         acc = row["acc/all"]
@@ -482,13 +496,3 @@ class _HeadMeansHook(TrainHook):
 
     def on_batch(self, features, labels, ctx):
         ctx.head.update_means(features, labels)
-
-
-def _clean(x: Any) -> Any:
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_clean(v) for v in x]
-    return x
