@@ -3,7 +3,8 @@
 Each subcommand lives in ``nclab.commands.<name>`` and defines ``add_arguments(parser)`` and
 ``run(args) -> int``; its module docstring's first line is the help line. Modules are imported only
 when their subcommand runs, so ``nclab --help`` stays fast. Any :class:`~nclab.errors.NclabError`
-is printed as one line on stderr and exits with code 2.
+is printed as one line on stderr and exits with code 2; so is a missing optional extra
+(:mod:`nclab.extras`: "reports need matplotlib: pip install 'nclab[report]'").
 """
 
 from __future__ import annotations
@@ -60,6 +61,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(mod.run(args) or 0)
     except NclabError as err:
         print(f"nclab {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except ImportError as err:
+        from nclab.extras import missing_extra
+
+        msg = missing_extra(err)
+        if msg is None:
+            raise
+        print(f"nclab {args.command}: error: {msg}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"nclab {args.command}: interrupted", file=sys.stderr)

@@ -55,6 +55,9 @@ def make_demo_features(seed: int = 0) -> dict[str, np.ndarray]:
 
 def run(args: argparse.Namespace) -> int:
     from nclab.commands.measure import print_table
+    from nclab.extras import require
+
+    require("matplotlib", what="the demo (its figure and report)")  # before any work is done
     from nclab.metrics import measure
 
     out = Path(args.out)

@@ -66,6 +66,9 @@ class ImageListDataset(torch.utils.data.Dataset):
         return len(self.paths)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        from nclab.extras import require
+
+        require("PIL", what="ImageNet-LT images")
         from PIL import Image, UnidentifiedImageError
 
         path = self.root / self.paths[i]

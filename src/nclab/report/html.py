@@ -32,6 +32,7 @@ def _fmt(v) -> str:
 
 def build_report(run_dirs: list[str | Path], out: str | Path) -> Path:
     """Write ``out`` (HTML) and its PNGs (``<out stem>_*.png`` beside it); returns the HTML path."""
+    plots._plt()  # before reading anything: without matplotlib, say which extra to install
     runs: list[Run] = [load_run(d) for d in run_dirs]
     names = [r.name for r in runs]
     for i, r in enumerate(runs):  # make names unique for legends

@@ -14,9 +14,9 @@ GROUPS = ("all", "many", "medium", "few")
 
 
 def _plt():
-    import matplotlib
+    from nclab.extras import require
 
-    matplotlib.use("Agg")
+    require("matplotlib", what="reports").use("Agg")
     import matplotlib.pyplot as plt
 
     return plt

@@ -1,6 +1,6 @@
 """Optional TensorBoard logging of every evaluation (``train.tensorboard: true``).
 
-Needs the ``tensorboard`` package (``pip install tensorboard``); the run directory's ``tb/`` folder then
+Needs the ``tensorboard`` extra (``pip install 'nclab[tensorboard]'``); the run directory's ``tb/`` folder then
 holds one scalar per numeric key of ``metrics.jsonl`` (lists such as per-class values are skipped).
 """
 
@@ -9,17 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from nclab.errors import ConfigError
-
 
 class TensorBoardLogger:
     def __init__(self, run_dir: str | Path):
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:  # tensorboard itself is missing
-            raise ConfigError(
-                "train.tensorboard=true needs the tensorboard package: pip install tensorboard"
-            ) from None
+        from nclab.extras import require
+
+        require("tensorboard", what="train.tensorboard=true")
+        from torch.utils.tensorboard import SummaryWriter
+
         self.writer = SummaryWriter(log_dir=str(Path(run_dir) / "tb"))
 
     def log(self, row: dict[str, Any], step: int) -> int:

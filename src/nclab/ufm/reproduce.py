@@ -35,9 +35,9 @@ from nclab.ufm.theory import balanced_ce_minimizer, minority_collapse_threshold,
 
 
 def _plt():
-    import matplotlib
+    from nclab.extras import require
 
-    matplotlib.use("Agg")
+    require("matplotlib", what="UFM figures").use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
@@ -292,6 +292,7 @@ def reproduce(name: str, out: str | Path, *, quick: bool = False) -> list[Path]:
 
     if name not in REPRODUCTIONS:
         raise NclabError(f"unknown reproduction {name!r}; choose from {', '.join(REPRODUCTIONS)}")
+    _plt()  # before any work: without matplotlib, say which extra to install
     path = Path(out)
     path.mkdir(parents=True, exist_ok=True)
     return REPRODUCTIONS[name](path, quick)
