@@ -35,6 +35,7 @@ __all__ = [
     "append_row",
     "clean",
     "duplicate_evaluations",
+    "read_config",
     "read_rows",
     "remove_stale_temporaries",
     "truncate_rows",
@@ -177,6 +178,32 @@ def duplicate_evaluations(rows: Iterable[dict[str, Any]]) -> list[tuple[Any, Any
             dup.append(key)
         seen.add(key)
     return dup
+
+
+def read_config(run_dir: str | Path) -> Any:
+    """The run's ``config.yaml`` as an OmegaConf ``DictConfig`` (for resume).
+
+    Raises:
+        DataError: the file is missing, or is not a readable YAML mapping; the message names the file
+            and what to do.
+    """
+    from omegaconf import DictConfig, OmegaConf
+
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise DataError(f"cannot resume: {path} does not exist (is {Path(run_dir)} a run directory?)")
+    try:
+        raw = OmegaConf.load(path)
+        if not isinstance(raw, DictConfig):
+            raise ValueError(f"it holds a {type(raw).__name__}, not a mapping")
+    except Exception as err:  # noqa: BLE001 - yaml's scanner/parser errors and OmegaConf's
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise DataError(
+            f"cannot resume: {path} is not a readable config ({first}); it is the resolved config the run "
+            "was started with: restore it (from a backup, or rewrite it from the original config and "
+            "overrides) or start a new run"
+        ) from None
+    return raw
 
 
 def remove_stale_temporaries(run_dir: str | Path) -> list[Path]:

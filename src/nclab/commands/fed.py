@@ -24,16 +24,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from nclab.errors import ConfigError
     from nclab.fed.config import load_fed_config
+    from nclab.rundir import read_config
 
     if args.resume:
         run_dir = Path(args.resume)
         cfg_path = run_dir / "config.yaml"
-        if not cfg_path.is_file():
-            raise NclabError(f"cannot resume: {cfg_path} does not exist")
-        cfg = load_fed_config(
-            cfg_path, args.overrides if args.config is None else [args.config, *args.overrides]
-        )
+        read_config(run_dir)  # a clear error for a missing or corrupt config.yaml
+        try:
+            cfg = load_fed_config(
+                cfg_path, args.overrides if args.config is None else [args.config, *args.overrides]
+            )
+        except ConfigError as err:
+            raise ConfigError(f"cannot resume from {cfg_path}: {err}") from None
     else:
         if args.config is None:
             raise NclabError("give a config file (see configs/fed/) or --resume RUN_DIR")

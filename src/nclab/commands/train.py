@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nclab.errors import NclabError
+
+if TYPE_CHECKING:
+    from nclab.train import Config
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -22,26 +26,43 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from omegaconf import OmegaConf
-
     from nclab.train import Trainer, load_config
 
     if args.resume:
         run_dir = Path(args.resume)
-        if not (run_dir / "config.yaml").is_file():
-            raise NclabError(f"cannot resume: {run_dir / 'config.yaml'} does not exist")
-        raw = OmegaConf.load(run_dir / "config.yaml")
-        raw.pop("meta", None)
-        tmp = run_dir / ".resume_config.yaml"
-        tmp.write_text(OmegaConf.to_yaml(raw))
-        extra = ([args.config] if args.config else []) + list(args.overrides)
-        cfg = load_config(tmp, extra)
-        tmp.unlink()
+        cfg = resume_config(run_dir, ([args.config] if args.config else []) + list(args.overrides))
     else:
         if not args.config:
             raise NclabError("give a config file (see configs/) or --resume RUN_DIR")
         cfg = load_config(args.config, args.overrides)
         run_dir = Path(args.run_dir or f"runs/{Path(args.config).stem}")
-    out = Trainer(cfg, run_dir, resume=bool(args.resume)).fit()
+    out = Trainer(cfg, run_dir, resume=bool(args.resume)).fit()  # fit releases the run lock
     print(f"run directory: {out}")
     return 0
+
+
+def resume_config(run_dir: Path, extra: list[str]) -> Config:
+    """The config a run used (its ``config.yaml`` without ``meta``), then ``extra`` files/overrides.
+
+    Raises:
+        DataError: ``config.yaml`` is missing or not a YAML mapping (with what to do).
+        ConfigError: it holds keys or values the schema rejects.
+    """
+    import tempfile
+
+    from omegaconf import OmegaConf
+
+    from nclab.errors import ConfigError
+    from nclab.rundir import read_config
+    from nclab.train import load_config
+
+    path = run_dir / "config.yaml"
+    raw = read_config(run_dir)
+    raw.pop("meta", None)
+    with tempfile.TemporaryDirectory(prefix="nclab-resume-") as tmp:  # nothing is written to the run dir
+        p = Path(tmp) / "config.yaml"
+        p.write_text(OmegaConf.to_yaml(raw))
+        try:
+            return load_config(p, extra)
+        except ConfigError as err:
+            raise ConfigError(f"cannot resume from {path}: {err}") from None

@@ -17,29 +17,32 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from nclab.errors import NclabError
+from nclab import rundir
+from nclab.errors import ConfigError, DataError, NclabError
 from nclab.fed.config import FedConfig
 from nclab.fed.local import predict
 from nclab.fed.setup import get_setup
-from nclab.train.checkpoint import save_atomic
+from nclab.train import checkpoint
 from nclab.train.evaluate import flatten
 
 
-def _nan_to_none(x: Any) -> Any:
-    if isinstance(x, float) and not np.isfinite(x):
-        return None
-    if isinstance(x, list):
-        return [_nan_to_none(v) for v in x]
-    return x
-
-
 class FedRun:
-    """State of one federated run directory."""
+    """State of one federated run directory; holds its lock (:class:`nclab.rundir.RunLock`) until
+    :meth:`close`."""
 
     def __init__(self, cfg: FedConfig, run_dir: Path, *, resume: bool = False):
         self.cfg = cfg
         self.dir = Path(run_dir)
-        self.setup = get_setup(cfg)
+        self._lock = rundir.RunLock(self.dir).acquire()  # one writer, before anything is written
+        try:
+            self._open(resume)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, resume: bool) -> None:
+        rundir.remove_stale_temporaries(self.dir)  # left by a kill during an atomic write
+        self.setup = get_setup(self.cfg)
         self.ckpt = self.dir / "checkpoints" / "last.pt"
         self.done_rounds = 0
         self._state: list[np.ndarray] | None = None
@@ -47,10 +50,11 @@ class FedRun:
         if resume:
             if not self.ckpt.is_file():
                 raise NclabError(f"cannot resume: {self.ckpt} does not exist")
-            state = torch.load(self.ckpt, map_location="cpu", weights_only=False)
+            state = checkpoint.load(self.ckpt, required=("round", "params"))
+            self._check_clients()
             self.done_rounds = int(state["round"])
-            self._state = [np.asarray(t) for t in state["params"]]
-            self._truncate_metrics(self.done_rounds)
+            self._state = [t.numpy() for t in state["params"]]
+            rundir.truncate_rows(self.dir / "metrics.jsonl", lambda r: r.get("epoch", 0) <= self.done_rounds)
         else:
             if (self.dir / "metrics.jsonl").exists():
                 raise NclabError(f"{self.dir} already holds a run: use --resume or another --run-dir")
@@ -63,17 +67,37 @@ class FedRun:
         (self.dir / "geometry").mkdir(exist_ok=True)
         (self.dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(self.cfg)))
         (self.dir / "classes.json").write_text(json.dumps({"names": s.class_names, "counts": s.counts}))
-        clients = [
-            {"client": i, "num_samples": int(len(p)), "class_counts": cc}
+        (self.dir / "clients.json").write_text(json.dumps({"clients": self._clients()}, indent=1))
+
+    def _clients(self) -> list[dict[str, Any]]:
+        s = self.setup
+        return [
+            {"client": i, "num_samples": int(len(p)), "class_counts": [int(c) for c in cc]}
             for i, (p, cc) in enumerate(zip(s.parts, s.client_counts))
         ]
-        (self.dir / "clients.json").write_text(json.dumps({"clients": clients}, indent=1))
 
-    def _truncate_metrics(self, rounds: int) -> None:
-        path = self.dir / "metrics.jsonl"
-        if path.exists():
-            lines = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln)["epoch"] <= rounds]
-            path.write_text("".join(ln + "\n" for ln in lines))
+    def _check_clients(self) -> None:
+        """On resume: ``clients.json`` must be readable and describe the partition the config rebuilds."""
+        path = self.dir / "clients.json"
+        try:
+            saved = json.loads(path.read_text())["clients"]
+            saved = [{k: c[k] for k in ("client", "num_samples", "class_counts")} for c in saved]
+        except FileNotFoundError:
+            raise DataError(f"cannot resume: {path} does not exist (is {self.dir} a federated run?)") from None
+        except (ValueError, KeyError, TypeError) as err:
+            raise DataError(
+                f"cannot resume: {path} is corrupt ({type(err).__name__}: {err}); it records the run's "
+                "partition: restore it from a backup or start a new run"
+            ) from None
+        if saved != self._clients():
+            raise ConfigError(
+                f"cannot resume: the partition the config builds differs from the one in {path}; resume "
+                "with the run's own config.yaml and no overrides of data, partition or seed"
+            )
+
+    def close(self) -> None:
+        """Release the run directory's lock (idempotent)."""
+        self._lock.release()
 
     def initial_state(self) -> list[np.ndarray]:
         if self._state is None:
@@ -129,9 +153,9 @@ class FedRun:
             bias=(b if b is not None else torch.zeros(k)).numpy(),
             counts=np.asarray(s.counts),
         )
-        with open(self.dir / "metrics.jsonl", "a") as fh:
-            fh.write(json.dumps({k_: _nan_to_none(v) for k_, v in row.items()}) + "\n")
-        save_atomic({"round": rnd, "params": [torch.from_numpy(np.asarray(p)) for p in params]}, self.ckpt)
+        rundir.append_row(self.dir / "metrics.jsonl", row)
+        params_t = [torch.from_numpy(np.asarray(p)) for p in params]
+        checkpoint.save_atomic({"round": rnd, "params": params_t}, self.ckpt)
         self.done_rounds = rnd
         personal = row["fed/personal_acc"]
         personal_txt = "n/a" if personal is None else f"{personal:.4f}"
@@ -140,16 +164,25 @@ class FedRun:
 
 def run_fed(cfg: FedConfig, run_dir: str | Path, *, resume: bool = False) -> Path:
     """Run (or resume) a federated simulation on this machine with Flower; returns the run dir."""
+    import importlib.util
+
+    if importlib.util.find_spec("flwr") is None:
+        raise NclabError("federated runs need Flower: pip install 'nclab[fed]'")
+    run = FedRun(cfg, Path(run_dir), resume=resume)
     try:
-        from flwr.simulation import run_simulation
-    except ImportError:
-        raise NclabError("federated runs need Flower: pip install 'nclab[fed]'") from None
+        return _simulate(cfg, run)
+    finally:
+        run.close()
+
+
+def _simulate(cfg: FedConfig, run: FedRun) -> Path:
+    from flwr.simulation import run_simulation
+
     from nclab.fed.apps import make_client_app, make_server_app
 
-    run = FedRun(cfg, Path(run_dir), resume=resume)
     left = cfg.rounds - run.done_rounds
     if left <= 0:
-        print(f"{run_dir}: all {cfg.rounds} rounds already done")
+        print(f"{run.dir}: all {cfg.rounds} rounds already done")
         return run.dir
     server = make_server_app(
         cfg, run.initial_state(), run.on_round, rounds=left, round_offset=run.done_rounds
