@@ -54,7 +54,7 @@ def test_commands_without_matplotlib_or_flower_name_the_extra(tmp_path):
         ["demo", "--out", str(tmp_path / "demo")],
         ["report", str(run)],
         ["ufm", "reproduce", "hong-ling", "--out", str(tmp_path / "figs"), "--quick"],
-        ["fed", str(ROOT / "configs" / "fed" / "synthetic_smoke.yaml"), "--run-dir", str(tmp_path / "fed")],
+        ["fed", str(ROOT / "configs" / "recipes" / "fed_synthetic.yaml"), "--run-dir", str(tmp_path / "fed")],
     ]
     results = _run_blocked("matplotlib,flwr", commands, tmp_path)
     for argv, (code, err), extra in zip(commands, results, ["report", "report", "report", "fed"]):

@@ -128,7 +128,7 @@ def test_training_with_all_strategies(tmp_path):
 
     from nclab.cli import main
 
-    smoke = Path(__file__).resolve().parents[2] / "configs" / "synthetic" / "smoke.yaml"
+    smoke = Path(__file__).resolve().parents[2] / "configs" / "recipes" / "synthetic.yaml"
     assert (
         main(
             [

@@ -5,13 +5,16 @@ import pytest
 from nclab.errors import ConfigError
 from nclab.fed.config import load_fed_config
 
-SMOKE = Path(__file__).resolve().parents[2] / "configs" / "fed" / "synthetic_smoke.yaml"
+SMOKE = Path(__file__).resolve().parents[2] / "configs" / "recipes" / "fed_synthetic.yaml"
 
 
 def test_every_fed_config_loads():
-    for p in sorted(SMOKE.parent.glob("*.yaml")):
-        cfg = load_fed_config(p)
-        assert cfg.rounds >= 1 and cfg.clients_per_round <= cfg.partition.num_clients
+    recipes = sorted(SMOKE.parent.glob("fed_*.yaml"))
+    assert len(recipes) >= 6
+    for p in recipes:
+        for method in ("fedavg", "fedavg_etf", "fedprox", "fedgela"):
+            cfg = load_fed_config(p, [f"method={method}"])
+            assert cfg.rounds >= 1 and cfg.clients_per_round <= cfg.partition.num_clients
 
 
 @pytest.mark.parametrize(
@@ -40,7 +43,8 @@ def test_cifar_fed_configs_build_and_a_client_trains(tmp_path):
 
     _tiny_cifar(tmp_path / "data", "cifar10", 10)
     cfg = load_fed_config(
-        SMOKE.parent / "cifar10_pcdd2_fedgela.yaml", [f"data.root={tmp_path / 'data'}", "local_epochs=1"]
+        SMOKE.parent / "fed_cifar10_pcdd2.yaml",
+        ["method=fedgela", f"data.root={tmp_path / 'data'}", "local_epochs=1"],
     )
     s = build_setup(cfg)
     assert s.train_x.shape[1:] == (3, 32, 32) and s.num_classes == 10 and s.device.type in ("cpu", "cuda")

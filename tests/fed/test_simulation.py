@@ -11,7 +11,7 @@ pytest.importorskip("flwr")
 from nclab.cli import main  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-SMOKE = ROOT / "configs" / "fed" / "synthetic_smoke.yaml"
+SMOKE = ROOT / "configs" / "recipes" / "fed_synthetic.yaml"
 
 
 @pytest.fixture(autouse=True)

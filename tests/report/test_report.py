@@ -12,7 +12,7 @@ from nclab.errors import DataError
 from nclab.report import build_report, load_run
 
 ROOT = Path(__file__).resolve().parents[2]
-SMOKE = ROOT / "configs" / "synthetic" / "smoke.yaml"
+SMOKE = ROOT / "configs" / "recipes" / "synthetic.yaml"
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,6 @@
-"""Every shipped training config loads; the CIFAR configs start on tiny files in the real format."""
+"""Config fragments compose: every recipe x method x align triple validates; composition semantics
+(left to right, ``defaults`` parents, interpolations, sources); the CIFAR and ImageNet-LT recipes start
+on tiny files in the real format."""
 
 import pickle
 from pathlib import Path
@@ -7,25 +9,110 @@ import numpy as np
 import pytest
 
 from nclab.cli import main
+from nclab.errors import ConfigError
 from nclab.train import load_config
+from nclab.train.config import config_sources
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-TRAIN_CONFIGS = sorted(p for p in CONFIGS.rglob("*.yaml") if p.parent.name != "fed")
+RECIPES = sorted(p for p in (CONFIGS / "recipes").glob("*.yaml") if not p.name.startswith("fed_"))
+METHODS = sorted((CONFIGS / "methods").glob("*.yaml"))
+ALIGNS = [None, *sorted((CONFIGS / "align").glob("*.yaml"))]
 
 
-def test_there_are_canonical_configs():
-    names = {p.name for p in (CONFIGS / "cifar10_lt").glob("*.yaml")}
-    for imb in (100, 50, 10):
-        for m in ("ce", "focal", "cb", "ldam_drw", "la", "balanced_softmax", "fixed_etf_dr"):
-            assert f"if{imb}_{m}.yaml" in names
-        assert f"if{imb}_la_spa_slerp.yaml" in names
-    assert len(list((CONFIGS / "cifar100_lt").glob("*.yaml"))) == len(names)
+def test_the_fragment_layout():
+    names = {p.stem for p in RECIPES}
+    assert {"synthetic", "fmnist_lt", "cifar10_lt", "cifar100_lt", "imagenet_lt"} <= names
+    assert {p.stem for p in ALIGNS[1:]} == {"reg", "slerp", "proj"}
+    for m in ("ce", "focal", "cb", "cb_focal", "ldam_drw", "la", "balanced_softmax", "crt", "tau_norm"):
+        assert (CONFIGS / "methods" / f"{m}.yaml").is_file(), m
+    assert not list(CONFIGS.glob("*.yaml")), "configs/ holds fragments in folders only"
 
 
-@pytest.mark.parametrize("path", TRAIN_CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")
-def test_config_loads(path):
-    cfg = load_config(path)
-    assert cfg.train.epochs >= 1
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
+def test_every_recipe_method_align_triple_validates(recipe):
+    """All triples of one recipe (a test per recipe keeps the failure readable)."""
+    for method in METHODS:
+        for align in ALIGNS:
+            files = [recipe, method] + ([align] if align else [])
+            cfg = load_config(files)
+            assert cfg.train.epochs >= 1
+            assert [Path(s).name for s in config_sources(cfg)][-len(files) :] == [f.name for f in files]
+            if align:
+                assert cfg.align.strategies == [align.stem]
+
+
+def test_documented_combination_is_one_command():
+    """`nclab train recipes/cifar100_lt.yaml methods/ldam_drw.yaml align/slerp.yaml data.imbalance=50`
+    is the old generated if50_ldam_drw_spa_slerp.yaml."""
+    cfg = load_config(
+        [
+            CONFIGS / "recipes/cifar100_lt.yaml",
+            CONFIGS / "methods/ldam_drw.yaml",
+            CONFIGS / "align/slerp.yaml",
+        ],
+        ["data.imbalance=50"],
+    )
+    assert (cfg.data.name, cfg.data.imbalance, cfg.data.augment) == ("cifar100", 50, True)
+    assert (
+        cfg.model.name == "resnet32_cifar" and cfg.train.epochs == 200 and cfg.sched.milestones == [160, 180]
+    )
+    assert cfg.optim.bias_weight_decay == cfg.optim.weight_decay == 2e-4
+    assert cfg.head.name == "cosine" and cfg.head.kwargs == {"tau": 1.0}
+    assert cfg.loss.name == "ldam" and cfg.loss.kwargs == {"max_margin": 0.5, "scale": 30.0, "drw_epoch": 160}
+    assert cfg.align.strategies == ["slerp"]
+    # interpolations follow the composed config: DRW at 80% of the epochs, a fixed ETF's d = K
+    assert (
+        load_config(
+            [CONFIGS / "recipes/cifar100_lt.yaml", CONFIGS / "methods/ldam_drw.yaml"], ["train.epochs=5"]
+        ).loss.kwargs["drw_epoch"]
+        == 4
+    )
+    etf = load_config([CONFIGS / "recipes/cifar100_lt.yaml", CONFIGS / "methods/fixed_etf_dr.yaml"])
+    assert etf.model.feature_dim == 100 and etf.head.kwargs == {"normalize": True}
+    wb = load_config([CONFIGS / "recipes/cifar10_lt.yaml", CONFIGS / "methods/wb.yaml"])
+    assert wb.optim.weight_decay == wb.optim.bias_weight_decay == 5e-3 and wb.stage2.method == "wb"
+
+
+def test_left_to_right_defaults_and_sources(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "recipes").mkdir()
+    (tmp_path / "recipes" / "base.yaml").write_text("train: {epochs: 3, batch_size: 16}\noptim: {lr: 0.2}\n")
+    (tmp_path / "recipes" / "child.yaml").write_text("defaults: [base.yaml]\ntrain: {epochs: 7}\n")
+    (tmp_path / "a.yaml").write_text("optim: {lr: 0.3}\n")
+    cfg = load_config(["recipes/child.yaml", "a.yaml"], ["train.batch_size=8"])
+    assert (cfg.train.epochs, cfg.train.batch_size, cfg.optim.lr) == (7, 8, 0.3)
+    assert config_sources(cfg) == ["recipes/base.yaml", "recipes/child.yaml", "a.yaml"]
+    (tmp_path / "loop.yaml").write_text("defaults: [loop2.yaml]\n")
+    (tmp_path / "loop2.yaml").write_text("defaults: [loop.yaml]\n")
+    with pytest.raises(ConfigError, match="cycle"):
+        load_config("loop.yaml")
+    (tmp_path / "bad.yaml").write_text("train: {epochs: [\n")
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_config("bad.yaml")
+    (tmp_path / "unknown.yaml").write_text("train: {epoch: 3}\n")
+    with pytest.raises(ConfigError, match="Valid keys"):
+        load_config("unknown.yaml")
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(["a.yaml", "missing.yaml"])
+
+
+def test_train_cli_takes_several_files(tmp_path, monkeypatch):
+    import yaml
+
+    run = tmp_path / "run"
+    args = [
+        "train",
+        str(CONFIGS / "recipes/synthetic.yaml"),
+        str(CONFIGS / "methods/la.yaml"),
+        str(CONFIGS / "align/slerp.yaml"),
+        "train.epochs=1",
+        "--run-dir",
+        str(run),
+    ]
+    assert main(args) == 0
+    rec = yaml.safe_load((run / "config.yaml").read_text())
+    assert rec["loss"]["name"] == "la" and rec["align"]["strategies"] == ["slerp"]
+    assert [Path(s).name for s in rec["meta"]["sources"]] == ["synthetic.yaml", "la.yaml", "slerp.yaml"]
 
 
 def _tiny_cifar(root: Path, name: str, k: int):
@@ -64,10 +151,11 @@ def _tiny_cifar(root: Path, name: str, k: int):
 @pytest.mark.parametrize("name,k", [("cifar10", 10), ("cifar100", 100)])
 def test_cifar_config_starts_on_tiny_data(tmp_path, name, k):
     _tiny_cifar(tmp_path / "data", name, k)
-    cfg = CONFIGS / f"{name}_lt" / "if10_ldam_drw_spa_slerp.yaml"
     args = [
         "train",
-        str(cfg),
+        str(CONFIGS / "recipes" / f"{name}_lt.yaml"),
+        str(CONFIGS / "methods" / "ldam_drw.yaml"),
+        str(CONFIGS / "align" / "slerp.yaml"),
         f"data.root={tmp_path / 'data'}",
         "data.imbalance=1",
         "train.epochs=1",
@@ -97,22 +185,10 @@ def _tiny_imagenet(root: Path, k: int = 3) -> Path:
     return root
 
 
-def test_imagenet_configs_exist():
-    names = {p.stem for p in (CONFIGS / "imagenet_lt").glob("*.yaml")}
-    assert {
-        "ce",
-        "focal",
-        "cb",
-        "ldam_drw",
-        "la",
-        "balanced_softmax",
-        "crt",
-        "tau_norm",
-        "wb",
-        "fixed_etf_dr",
-    } <= names
-    cfg = load_config(CONFIGS / "imagenet_lt" / "ce.yaml")
+def test_imagenet_recipe():
+    cfg = load_config([CONFIGS / "recipes" / "imagenet_lt.yaml", CONFIGS / "methods" / "tau_norm.yaml"])
     assert cfg.model.name == "resnet50" and cfg.train.epochs == 90 and cfg.data.name == "imagenet_lt"
+    assert cfg.data.val_fraction == 0.02 and cfg.stage2.method == "tau_norm"
 
 
 @pytest.mark.slow
@@ -123,7 +199,8 @@ def test_imagenet_config_starts_on_a_tiny_tree(tmp_path, config, workers):
     root = _tiny_imagenet(tmp_path / "inet")
     args = [
         "train",
-        str(CONFIGS / "imagenet_lt" / f"{config}.yaml"),
+        str(CONFIGS / "recipes" / "imagenet_lt.yaml"),
+        str(CONFIGS / "methods" / f"{config}.yaml"),
         f"data.root={root}",
         "data.resize=72",  # 64 px: ResNet-50's last stage still sees 2x2 maps (1x1 maps with batch 4
         "data.crop=64",  # leave BatchNorm's running statistics far from the batch ones after 3 steps)

@@ -10,7 +10,7 @@ import pytest
 from nclab.cli import main
 from tests.conftest import cli_env
 
-SMOKE = Path(__file__).resolve().parents[2] / "configs" / "synthetic" / "smoke.yaml"
+SMOKE = Path(__file__).resolve().parents[2] / "configs" / "recipes" / "synthetic.yaml"
 
 
 def _rows(d):

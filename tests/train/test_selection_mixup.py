@@ -16,7 +16,7 @@ from nclab.train.evaluate import _val_accuracy
 from nclab.train.loop import mixup_batch
 
 ROOT = Path(__file__).resolve().parents[2]
-SMOKE = ROOT / "configs" / "synthetic" / "smoke.yaml"
+SMOKE = ROOT / "configs" / "recipes" / "synthetic.yaml"
 
 
 def _data(n_per_class, dim=3):

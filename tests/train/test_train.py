@@ -16,7 +16,7 @@ from nclab.train.loop import build_optimizer, lr_factor
 from tests.conftest import cli_env
 
 ROOT = Path(__file__).resolve().parents[2]
-SMOKE = ROOT / "configs" / "synthetic" / "smoke.yaml"
+SMOKE = ROOT / "configs" / "recipes" / "synthetic.yaml"
 
 
 def _rows(run_dir):
@@ -185,7 +185,7 @@ def test_channels_last_values(tmp_path):
     for pre, n in (("train", 60), ("t10k", 20)):
         _write_idx(tmp_path / f"{pre}-images-idx3-ubyte.gz", rng.integers(0, 256, size=(n, 28, 28)))
         _write_idx(tmp_path / f"{pre}-labels-idx1-ubyte.gz", np.repeat(np.arange(10), n // 10))
-    fmnist = ROOT / "configs" / "fmnist_lt" / "ce.yaml"
+    fmnist = ROOT / "configs" / "recipes" / "fmnist_lt.yaml"
     base = [f"data.root={tmp_path}", "data.imbalance=2", "train.epochs=1", "train.batch_size=16"]
     for value, expect in (("off", False), ("auto", False), ("on", True)):
         cfg = load_config(fmnist, [*base, f"train.channels_last={value}", "train.device=cpu"])

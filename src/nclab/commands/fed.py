@@ -1,9 +1,11 @@
 """Federated long-tailed training on Flower (FedAvg, FedAvg + fixed ETF, FedProx, FedGELA).
 
+Config files merge left to right, then the key=value overrides.
+
 Examples:
-  nclab fed configs/fed/fmnist_pcdd2_fedgela.yaml
-  nclab fed configs/fed/fmnist_pcdd2_fedgela.yaml rounds=5 seed=1 --run-dir runs/gela_s1
-  nclab fed configs/fed/fmnist_pcdd2_fedgela.yaml --resume runs/gela_s1
+  nclab fed configs/recipes/fed_fmnist_pcdd2.yaml method=fedgela
+  nclab fed configs/recipes/fed_fmnist_pcdd2.yaml method=fedavg rounds=5 seed=1 --run-dir runs/avg_s1
+  nclab fed --resume runs/avg_s1
 
 Needs the optional extra: pip install 'nclab[fed]'.
 """
@@ -17,8 +19,8 @@ from nclab.errors import NclabError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("config", nargs="?", help="YAML config (see configs/fed/)")
-    p.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. rounds=5 method=fedavg")
+    p.add_argument("config", nargs="?", help="YAML config files, merged left to right (configs/recipes/fed_*)")
+    p.add_argument("overrides", nargs="*", help="more config files, then key=value overrides, e.g. rounds=5")
     p.add_argument("--run-dir", help="run directory (default runs/fed/<config name>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last round")
 
@@ -39,10 +41,13 @@ def run(args: argparse.Namespace) -> int:
         except ConfigError as err:
             raise ConfigError(f"cannot resume from {cfg_path}: {err}") from None
     else:
-        if args.config is None:
-            raise NclabError("give a config file (see configs/fed/) or --resume RUN_DIR")
-        cfg = load_fed_config(args.config, args.overrides)
-        run_dir = Path(args.run_dir or cfg.run_dir or f"runs/fed/{Path(args.config).stem}")
+        from nclab.compose import split_args
+
+        files, overrides = split_args([args.config, *args.overrides] if args.config else [])
+        if not files:
+            raise NclabError("give config files (see configs/recipes/fed_*.yaml) or --resume RUN_DIR")
+        cfg = load_fed_config(files, overrides)
+        run_dir = Path(args.run_dir or cfg.run_dir or "runs/fed/" + "-".join(Path(f).stem for f in files))
     cfg.run_dir = str(run_dir)
     from nclab.fed.runner import run_fed
 

@@ -1,8 +1,12 @@
 """Train a model on long-tailed data, tracking neural collapse every evaluation.
 
+Config files (fragments: configs/recipes, configs/methods, configs/align) merge left to right, then the
+key=value overrides.
+
 Examples:
-  nclab train configs/synthetic/smoke.yaml
-  nclab train configs/fmnist_lt/ce.yaml train.epochs=5 --run-dir runs/fmnist_ce
+  nclab train configs/recipes/synthetic.yaml
+  nclab train configs/recipes/fmnist_lt.yaml configs/methods/ce.yaml train.epochs=5 --run-dir runs/fmnist_ce
+  nclab train configs/recipes/cifar100_lt.yaml configs/methods/ldam_drw.yaml configs/align/slerp.yaml data.imbalance=50
   nclab train --resume runs/fmnist_ce
 """
 
@@ -19,9 +23,9 @@ if TYPE_CHECKING:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("config", nargs="?", help="YAML config (see configs/)")
-    p.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. train.epochs=3")
-    p.add_argument("--run-dir", help="run directory (default runs/<config name>)")
+    p.add_argument("config", nargs="?", help="YAML config files, merged left to right (see configs/)")
+    p.add_argument("overrides", nargs="*", help="more config files, then dotted key=value overrides")
+    p.add_argument("--run-dir", help="run directory (default runs/<config names joined by ->)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR exactly where it stopped")
 
 
@@ -32,10 +36,13 @@ def run(args: argparse.Namespace) -> int:
         run_dir = Path(args.resume)
         cfg = resume_config(run_dir, ([args.config] if args.config else []) + list(args.overrides))
     else:
-        if not args.config:
-            raise NclabError("give a config file (see configs/) or --resume RUN_DIR")
-        cfg = load_config(args.config, args.overrides)
-        run_dir = Path(args.run_dir or f"runs/{Path(args.config).stem}")
+        from nclab.compose import split_args
+
+        files, overrides = split_args([args.config, *args.overrides] if args.config else [])
+        if not files:
+            raise NclabError("give config files (see configs/) or --resume RUN_DIR")
+        cfg = load_config(files, overrides)
+        run_dir = Path(args.run_dir or "runs/" + "-".join(Path(f).stem for f in files))
     out = Trainer(cfg, run_dir, resume=bool(args.resume)).fit()  # fit releases the run lock
     print(f"run directory: {out}")
     return 0

@@ -1,11 +1,13 @@
-"""Typed configuration of a federated run (OmegaConf structured config, YAML + dotted overrides)."""
+"""Typed configuration of a federated run (OmegaConf structured config, YAML fragments composed left to
+right, see :mod:`nclab.compose`, then dotted overrides)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nclab.configio import load_structured
+from nclab.compose import compose
 from nclab.errors import ConfigError
 
 METHODS = ("fedavg", "fedavg_etf", "fedprox", "fedgela")
@@ -56,9 +58,13 @@ class FedConfig:
     run_dir: str = ""
 
 
-def load_fed_config(path: str | Path | None, overrides: list[str] | None = None) -> FedConfig:
-    """Merge the schema, a YAML file and ``key=value`` overrides; errors name the valid keys."""
-    out: FedConfig = load_structured(FedConfig, path, overrides, "federated config")
+def load_fed_config(
+    path: str | Path | Sequence[str | Path] | None, overrides: Sequence[str] | None = None
+) -> FedConfig:
+    """Merge the schema, YAML files (left to right, each after its ``defaults``) and ``key=value``
+    overrides; errors name the valid keys."""
+    out, sources = compose(FedConfig, path, overrides, "federated config")
+    out.__dict__["_sources"] = sources
     if out.method not in METHODS:
         raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {out.method!r}")
     if out.partition.kind not in ("pcdd", "dirichlet"):

@@ -1,17 +1,20 @@
-"""Typed training configuration: dataclasses as an OmegaConf structured config, YAML + dotted overrides.
+"""Typed training configuration: dataclasses as an OmegaConf structured config, composed from any number
+of YAML fragments (``configs/recipes``, ``configs/methods``, ``configs/align``; see :mod:`nclab.compose`)
+and dotted overrides.
 
 Unknown keys and wrong types are :class:`~nclab.errors.ConfigError` listing the valid keys.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
 
-from nclab.configio import load_structured
+from nclab.compose import compose
 from nclab.errors import ConfigError
 
 
@@ -30,7 +33,7 @@ class DataConfig:
     augment: bool = False  # random crop (padding 4) + horizontal flip, batched on the device
     val_fraction: float = 0.0  # per-class validation split carved from training (model selection)
     # synthetic only
-    num_classes: int = 10
+    num_classes: int = 10  # K: synthetic data; recipes also set it so fragments can use ${data.num_classes}
     n_max: int = 200
     dim: int = 32
     test_per_class: int = 50
@@ -120,11 +123,15 @@ class TrainSection:
     nc_every: int = 1  # NC metrics at every this-many-th evaluation (and always at the last epoch)
     mixup_alpha: float = 0.0  # mixup (Zhang et al. 2018) with Beta(alpha, alpha) mixing; 0 = off
     ckpt_every_steps: int = 0  # also checkpoint inside an epoch every this many steps (0: off)
-    amp: str = "auto"  # auto (on for CUDA) | on | off
+    amp: str = "auto"  # auto (float16 on CUDA) | on (float16, CUDA) | bf16 (bfloat16, CUDA or CPU) | off
     channels_last: str = "auto"  # auto (on for CUDA) | on (also on CPU, ~1.4x for cnn_small) | off
     device: str = "auto"  # auto | cpu | cuda
     eval_batch_size: int = 256
     tensorboard: bool = False  # also log every evaluation to RUN_DIR/tb (needs the tensorboard package)
+    log_every: int = 50  # read the loss on the host (progress bar, finiteness check) every this many steps
+    deterministic: bool = False  # deterministic algorithms (exact resume on a GPU); else cuDNN autotuning
+    sync_bn: bool = False  # under DDP: SyncBatchNorm (batch statistics over all ranks' batches)
+    data_on_device: str = "auto"  # auto (in-memory data on the GPU) | on | off
 
 
 @dataclass
@@ -147,15 +154,26 @@ class Config:
     run: RunSection = field(default_factory=RunSection)
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """Schema <- YAML file <- ``key=value`` overrides, validated."""
-    out: Config = load_structured(Config, path, overrides)
+def load_config(
+    path: str | Path | Sequence[str | Path] | None = None, overrides: Sequence[str] | None = None
+) -> Config:
+    """Schema <- YAML files (left to right, each after its ``defaults``) <- ``key=value`` overrides, validated.
+
+    The files merged are kept on the returned config (:func:`config_sources`), for the run's ``meta``.
+    """
+    out, sources = compose(Config, path, overrides)
     # YAML reads on/off as booleans, which a str field stores as "True"/"False"
-    for key in ("amp", "channels_last"):
+    for key in ("amp", "channels_last", "data_on_device"):
         value = str(getattr(out.train, key))
         setattr(out.train, key, {"true": "on", "false": "off"}.get(value.lower(), value))
     _validate(out)
+    out.__dict__["_sources"] = sources
     return out
+
+
+def config_sources(c: Config) -> list[str]:
+    """The config files :func:`load_config` merged into ``c``, in merge order (empty if built otherwise)."""
+    return list(c.__dict__.get("_sources", []))
 
 
 def _validate(c: Config) -> None:
@@ -183,7 +201,9 @@ def _validate(c: Config) -> None:
             "train.nc_source=online reads the training batches' features, which mixup mixes: use eval",
         ),
         (c.train.mixup_alpha >= 0, "train.mixup_alpha must be >= 0"),
-        (c.train.amp in ("auto", "on", "off"), "train.amp must be auto, on or off"),
+        (c.train.amp in ("auto", "on", "off", "bf16"), "train.amp must be auto, on, off or bf16"),
+        (c.train.log_every >= 1, "train.log_every must be >= 1"),
+        (c.train.data_on_device in ("auto", "on", "off"), "train.data_on_device must be auto, on or off"),
         (c.train.channels_last in ("auto", "on", "off"), "train.channels_last must be auto, on or off"),
     ]
     for ok, msg in checks:
