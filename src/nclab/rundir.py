@@ -305,3 +305,40 @@ def _read_pid(path: Path) -> int | None:
         return int(path.read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return None
+
+
+# -- read side for sweeps and tables (nclab.sweep) ----------------------------------------------------
+def run_budget(run_dir: str | Path) -> dict[str, Any]:
+    """What the run in ``run_dir`` promised to do, read from its own ``config.yaml``.
+
+    Returns:
+        ``{"kind": "fed", "round": rounds}`` for a federated run, else
+        ``{"kind": "train", "epoch": epochs, "stage2": bool}`` (a stage-2 method appends a row with
+        ``stage`` after the last epoch).
+    """
+    cfg = read_config(run_dir)
+    if "rounds" in cfg:
+        return {"kind": "fed", "round": int(cfg.rounds)}
+    method = str(cfg.stage2.method) if "stage2" in cfg else "none"
+    return {"kind": "train", "epoch": int(cfg.train.epochs), "stage2": method != "none"}
+
+
+def is_complete(run_dir: str | Path) -> bool:
+    """True when the last row of ``metrics.jsonl`` reaches the run's own budget (:func:`run_budget`): the
+    last round of a federated run; the last epoch of a training run, and its stage-2 row when its config
+    names a stage-2 method. A missing or unreadable ``config.yaml`` or ``metrics.jsonl`` is not complete.
+    """
+    p = Path(run_dir)
+    if not (p / "config.yaml").is_file() or not (p / METRICS).is_file():
+        return False
+    try:
+        budget = run_budget(p)
+        rows, _ = read_rows(p / METRICS)
+    except (DataError, AttributeError, KeyError, ValueError):
+        return False
+    if not rows:
+        return False
+    last = rows[-1]
+    if budget["kind"] == "fed":
+        return last.get("round") == budget["round"]
+    return last.get("epoch") == budget["epoch"] and ("stage" in last) == budget["stage2"]
