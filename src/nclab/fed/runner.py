@@ -179,6 +179,7 @@ def _simulate(cfg: FedConfig, run: FedRun) -> Path:
     from flwr.simulation import run_simulation
 
     from nclab.fed.apps import make_client_app, make_server_app
+    from nclab.fed.reaper import Reaper
 
     left = cfg.rounds - run.done_rounds
     if left <= 0:
@@ -187,12 +188,13 @@ def _simulate(cfg: FedConfig, run: FedRun) -> Path:
     server = make_server_app(
         cfg, run.initial_state(), run.on_round, rounds=left, round_offset=run.done_rounds
     )
-    run_simulation(
-        server_app=server,
-        client_app=make_client_app(cfg),
-        num_supernodes=cfg.clients_per_round,
-        backend_config={"client_resources": {"num_cpus": 1, "num_gpus": float(cfg.client_gpus)}},
-    )
+    with Reaper(run.dir):  # the simulation's Ray processes die with this driver
+        run_simulation(
+            server_app=server,
+            client_app=make_client_app(cfg),
+            num_supernodes=cfg.clients_per_round,
+            backend_config={"client_resources": {"num_cpus": 1, "num_gpus": float(cfg.client_gpus)}},
+        )
     if run.done_rounds < cfg.rounds:
         raise NclabError(
             f"the simulation stopped after round {run.done_rounds} of {cfg.rounds}; see the log above"
