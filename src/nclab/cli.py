@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("nclab.commands.report", "HTML report (figures + tables) from run directories"),
     "demo": ("nclab.commands.demo", "the main job: a short tour written to --out"),
     "fed": ("nclab.commands.fed", "federated long-tailed training on Flower (FedAvg, FedProx, FedGELA)"),
+    "sweep": ("nclab.commands.sweep", "run a grid of experiments from a sweep spec (local processes or Ray)"),
+    "table": ("nclab.commands.table", "mean +- std tables over seeds from run directories"),
 }
 
 
