@@ -38,10 +38,25 @@ from nclab.metrics.validation import check_classifier
 
 CENTERS = ("weighted", "balanced")
 
+STABLE_RCOND = 1e-3
+"""``nc1_stable`` keeps the eigenvalues of Sigma_B at least this fraction of the largest."""
+ILL_CONDITIONED = 10.0
+"""``nc1_ill_conditioned`` is flagged when ``nc1 > ILL_CONDITIONED * nc1_stable``."""
+ROUNDING = 256 * torch.finfo(torch.float64).eps
+"""Relative rounding estimate of an entry of the within-class scatter: |error_ij| <= ROUNDING *
+sqrt(S_ii S_jj), S the raw second moment (the scatter is a difference of float64 raw moments)."""
+RESOLUTION = 1e-9
+"""Values of NC1/CDNV whose rounding estimate is below this are reported (clamped at 0): the features
+are collapsed to within rounding, a finding; above it, a value not larger than twice its rounding
+estimate has lost its digits and is reported as None."""
+
+NO_WITHIN = "undefined: no class has two or more samples"
+NO_PAIR = "undefined: no pair of classes with two or more samples each"
+
 
 @dataclass
 class Prepared:
-    """Quantities every metric shares, computed once from the statistics (float64)."""
+    """Quantities every metric shares, computed once from the statistics (float64, on their device)."""
 
     present: torch.Tensor  # (K_p,) indices of classes with samples
     counts: torch.Tensor  # (K,) float64
@@ -53,12 +68,33 @@ class Prepared:
     center: str
     left: torch.Tensor  # (K_p, r) U of the thin SVD mt = U S V^T (kept singular values)
     basis: torch.Tensor  # (d, r) V: orthonormal basis of span{mu_k - mu_G}
+    rcond: float | None = None  # the rank rule asked for (None: the rounding rule alone)
+    sv: torch.Tensor | None = None  # (r,) kept singular values of mt, descending
 
 
-def prepare(stats: FeatureStats, *, center: str = "weighted", allow_missing: bool = False) -> Prepared:
-    """Class means, global mean, centred means and the Sigma_B pseudo-inverse factor."""
+def _check_rcond(rcond: float | None) -> None:
+    if rcond is not None and not (isinstance(rcond, (int, float)) and 0.0 <= rcond < 1.0):
+        raise NclabError(f"rcond must be None or a number in [0, 1), got {rcond!r}")
+
+
+def prepare(
+    stats: FeatureStats,
+    *,
+    center: str = "weighted",
+    allow_missing: bool = False,
+    rcond: float | None = None,
+) -> Prepared:
+    """Class means, global mean, centred means and the Sigma_B pseudo-inverse factor.
+
+    ``rcond``: eigenvalues of Sigma_B at most ``rcond`` times the largest count as zero (as
+    ``numpy.linalg.pinv(Sigma_B, rcond, hermitian=True)``), on top of the rounding rule (singular values
+    of M~ below ``max(K, d) * eps * ||[mu_1..mu_K]||_F``), which alone applies with ``rcond=None``.
+    Everything stays on the statistics' device; this runs once per evaluation and reads a few values
+    (class presence, the rank) on the host.
+    """
     if center not in CENTERS:
         raise NclabError(f"center must be 'weighted' or 'balanced', got {center!r}")
+    _check_rcond(rcond)
     counts = stats.counts.clone()  # a snapshot: nc_metrics compares it to reuse a second pass's SVD
     present = (counts > 0).nonzero().flatten()
     missing = (counts == 0).nonzero().flatten().tolist()
@@ -85,9 +121,13 @@ def prepare(stats: FeatureStats, *, center: str = "weighted", allow_missing: boo
     if len(s) == 0 or float(s[0]) <= 1e-12 * max(scale, 1e-300):
         raise DegenerateError("all class means are equal (Sigma_B = 0): NC1 is undefined")
     keep = s > _rank_tol(mt, mp)
+    if rcond is not None:
+        keep &= s * s > rcond * s[0] * s[0]
     proj = vh[keep].T / s[keep]  # (d, r)
     num_within = float(counts[counts >= 2].sum())
-    return Prepared(present, counts, means, mu_g, mt, proj, num_within, center, u[:, keep], vh[keep].T)
+    return Prepared(
+        present, counts, means, mu_g, mt, proj, num_within, center, u[:, keep], vh[keep].T, rcond, s[keep]
+    )
 
 
 def _rank_tol(mt: torch.Tensor, uncentred: torch.Tensor) -> float:
@@ -103,7 +143,7 @@ def _rank_tol(mt: torch.Tensor, uncentred: torch.Tensor) -> float:
 def _pairs_mean_std(mat: torch.Tensor) -> tuple[float | None, float | None, torch.Tensor]:
     """Mean and population std of the strict upper triangle of a square matrix."""
     k = mat.shape[0]
-    iu = torch.triu_indices(k, k, offset=1)
+    iu = torch.triu_indices(k, k, offset=1, device=mat.device)
     vals = mat[iu[0], iu[1]]
     if vals.numel() == 0:
         return None, None, vals
@@ -112,15 +152,19 @@ def _pairs_mean_std(mat: torch.Tensor) -> tuple[float | None, float | None, torc
 
 def _cosines(x: torch.Tensor) -> torch.Tensor:
     n = x.norm(dim=1).clamp_min(1e-300)
-    return (x @ x.T) / (n[:, None] * n[None, :])
+    return (x @ x.T) / (n.unsqueeze(1) * n.unsqueeze(0))
 
 
-def _etf_target(k: int) -> torch.Tensor:
-    return (torch.eye(k, dtype=torch.float64) - 1.0 / k) / math.sqrt(k - 1)
+def _etf_target(k: int, device: torch.device | str | None = None) -> torch.Tensor:
+    return (torch.eye(k, dtype=torch.float64, device=device) - 1.0 / k) / math.sqrt(k - 1)
 
 
 def _rel_frobenius(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a / a.norm() - b / b.norm()).norm())
+    return float(_rel_frobenius_t(a, b))
+
+
+def _rel_frobenius_t(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (a / a.norm() - b / b.norm()).norm()
 
 
 def _row_space(x: torch.Tensor) -> torch.Tensor:
@@ -142,11 +186,161 @@ def _row_space(x: torch.Tensor) -> torch.Tensor:
     return vh[keep].T  # (d, r)
 
 
-def _scatter_full(values: torch.Tensor, present: torch.Tensor, k: int) -> list[float | None]:
+def _scatter_full(values: torch.Tensor | list, present: torch.Tensor | list, k: int) -> list[float | None]:
     out: list[float | None] = [None] * k
-    for i, v in zip(present.tolist(), values.tolist()):
-        out[i] = None if (isinstance(v, float) and math.isnan(v)) else float(v)
+    vals = values.tolist() if isinstance(values, torch.Tensor) else values
+    idx = present.tolist() if isinstance(present, torch.Tensor) else present
+    for i, v in zip(idx, vals):
+        out[i] = None if (v is None or (isinstance(v, float) and math.isnan(v))) else float(v)
     return out
+
+
+def _masked_mean(vals: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    m = mask.to(vals.dtype)
+    return (vals * m).sum() / m.sum().clamp_min(1.0)
+
+
+def _device_terms(
+    stats: FeatureStats,
+    p: Prepared,
+    weights: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    *,
+    stable_rcond: float = STABLE_RCOND,
+) -> dict[str, torch.Tensor]:
+    """Every tensor :func:`nc_metrics` reports, computed on the statistics' device in float64.
+
+    No host synchronisation and no Python indexing of device tensors (masks and ``index_select``), so
+    it runs unchanged on fake "cuda" tensors in the tests; the classifier moves to the statistics'
+    device. :func:`nc_metrics` brings the result to the host in one transfer. ``*_err`` entries are
+    rounding estimates (see ``ROUNDING``) used to tell a value from lost digits.
+    """
+    dev = p.mt.device
+    f64 = dict(dtype=torch.float64, device=dev)
+    pres, mt = p.present, p.mt
+    kp = mt.shape[0]
+    n_p = p.counts.index_select(0, pres)
+    n_total = n_p.sum()
+    nw = max(p.num_within, 1.0)
+    out: dict[str, torch.Tensor] = {}
+
+    # NC1 (Papyan et al. 2020): tr(Sigma_W Sigma_B^+)/K = tr(P^T S_W P)/N_W with P = V S^-1, S_W the
+    # within-class scatter of the classes with >= 2 samples
+    sw = stats.within_scatter()
+    proj = p.proj
+    t = proj.T @ sw  # (r, d)
+    c = t @ proj  # (r, r)
+    cdiag = c.diagonal()
+    out["nc1"] = cdiag.sum() / nw
+    # rounding of a scatter formed from raw moments (FeatureStats): |E_ij| <= ROUNDING sqrt(S_ii S_jj)
+    # gives |p^T E p| <= ROUNDING (|p|^T a)^2 per column p; statistics gathered on centred rows (the
+    # two-pass SpanStats) have no such cancellation (estimate 0)
+    raw = _raw_second(stats)
+    if raw is not None:
+        a = raw.diagonal().clamp_min(0.0).sqrt()
+        bvec = proj.abs().T @ a  # (r,)
+    else:
+        bvec = torch.zeros(proj.shape[1], **f64)
+    col_err = ROUNDING * bvec * bvec / nw
+    out["nc1_err"] = col_err.sum()
+    # the well-conditioned part of Sigma_B's spectrum: eigenvalues s_j^2/K >= stable_rcond * s_0^2/K
+    sv = p.sv.to(**f64) if p.sv is not None else 1.0 / proj.norm(dim=0)
+    ratio = (sv / sv.narrow(0, 0, 1)) ** 2  # eigenvalues of Sigma_B over the largest, descending
+    stable = (ratio >= stable_rcond).to(torch.float64)
+    out["nc1_stable"] = (cdiag * stable).sum() / nw
+    out["nc1_stable_err"] = (col_err * stable).sum()
+    out["nc1_min_eig_ratio"] = ratio.narrow(0, ratio.shape[0] - 1, 1).reshape(())
+    out["nc1_stable_rank"] = stable.sum()
+    # Sigma_B weighted by n_k/N: D mt with D = diag(sqrt(n_k/N)) has the row space of mt = U S V^T, so
+    # (mt^T D^2 mt)^+ = V S^-1 (U^T D^2 U)^-1 S^-1 V^T and tr(Sigma_W (.)^+) = tr(C (U^T D^2 U)^-1) with
+    # C = proj^T Sigma_W proj (r x r): no second SVD
+    gram = p.left.T @ (p.left * (n_p / n_total).unsqueeze(1))
+    chol = torch.linalg.cholesky(gram)
+    out["nc1_weighted_sb"] = torch.cholesky_solve(c, chol).diagonal().sum() / nw / kp
+    ginv = torch.cholesky_inverse(chol)
+    out["nc1_weighted_sb_err"] = ROUNDING * (bvec @ ginv.abs() @ bvec) / nw / kp
+
+    # per-class variances: from raw moments v_k = E||h||^2 - ||mu_k||^2, unclamped (a negative one has
+    # lost its digits) with its rounding estimate; exact from centred statistics
+    if raw is not None:
+        mp = p.means.index_select(0, pres)
+        sq = stats.sq_norms.index_select(0, pres) / n_p
+        var = sq - (mp * mp).sum(1)
+        var_err = ROUNDING * sq
+    else:
+        var = stats.class_variances().index_select(0, pres)
+        var_err = torch.zeros_like(var)
+    multi = n_p >= 2
+    out["var"], out["var_err"], out["multi"] = var, var_err, multi.to(torch.float64)
+    # CDNV (Galanti et al. 2022): mean over pairs of (v_k + v_j) / (2 ||mu_k - mu_j||^2)
+    g = mt @ mt.T
+    gd = g.diagonal()
+    sqd = (gd.unsqueeze(1) + gd.unsqueeze(0) - 2 * g).clamp_min(1e-300)
+    tri = torch.ones(kp, kp, dtype=torch.bool, device=dev).triu(1)
+    pair = tri & multi.unsqueeze(1) & multi.unsqueeze(0)
+    out["nc1_cdnv"] = _masked_mean((var.unsqueeze(1) + var.unsqueeze(0)) / (2 * sqd), pair)
+    out["nc1_cdnv_err"] = _masked_mean((var_err.unsqueeze(1) + var_err.unsqueeze(0)) / (2 * sqd), pair)
+    out["cdnv_pairs"] = pair.sum().to(torch.float64)
+
+    # NC2 (Papyan et al. 2020; nc2_etf as Zhu et al. 2021)
+    norms = mt.norm(dim=1)
+    out["norm"] = norms
+    out["nc2_equinorm"] = norms.std(unbiased=False) / norms.mean()
+    cos = _cosines(mt)
+    mean_cos = _masked_mean(cos, tri)
+    out["nc2_equiangle"] = _masked_mean((cos - mean_cos) ** 2, tri).sqrt()
+    out["nc2_maxangle"] = _masked_mean((cos + 1.0 / (kp - 1)).abs(), tri)
+    out["nc2_etf"] = _rel_frobenius_t(g, _etf_target(kp, dev))
+
+    if weights is not None:
+        w = weights.detach().to(**f64)
+        wp = w.index_select(0, pres)
+        out["nc3"] = (wp / wp.norm() - mt / mt.norm()).norm() ** 2
+        out["nc3_zhu"] = _rel_frobenius_t(wp @ mt.T, _etf_target(kp, dev))
+        off = w @ p.mu_g
+        if bias is not None:
+            off = off + bias.detach().to(**f64)
+        out["nc4_bias"] = off.norm()
+        out["align_cos"] = (wp * mt).sum(1) / (wp.norm(dim=1) * norms).clamp_min(1e-300)
+        out["w_norm"] = w.norm(dim=1)
+    return out
+
+
+def _raw_second(stats: FeatureStats) -> torch.Tensor | None:
+    """The raw second moment sum_i h_i h_i^T when the statistics keep one (FeatureStats), else None."""
+    try:
+        return stats.second
+    except NclabError:  # statistics without the d x d raw moment (two-pass SpanStats)
+        return None
+
+
+def _to_host(terms: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """One device-to-host transfer: 0-d tensors become floats, vectors lists of floats."""
+    flat = torch.cat([v.reshape(-1).to(torch.float64) for v in terms.values()]).cpu().tolist()
+    out: dict[str, Any] = {}
+    i = 0
+    for key, v in terms.items():
+        n = v.numel()
+        out[key] = flat[i] if v.ndim == 0 else flat[i : i + n]
+        i += n
+    return out
+
+
+def _checked(value: float, err: float) -> tuple[float | None, str | None]:
+    """A quantity that cannot be negative, with its rounding estimate: the value to report, or None and
+    the reason. Never a negative number."""
+    if not math.isfinite(value):
+        return None, "undefined: not finite (overflow or division by zero)"
+    if err > RESOLUTION and err > 0.5 * abs(value):
+        return None, (
+            f"lost digits: rounding error ~{err:.1e} is not small against the value {value:.2e} (the "
+            "features' mean or norm is far larger than their within-class spread; centre or rescale them)"
+        )
+    if value < 0:
+        if -value <= max(err, RESOLUTION):
+            return 0.0, None  # collapsed to within rounding
+        return None, f"lost digits: negative value {value:.2e} of a non-negative quantity"
+    return value, None
 
 
 def nc_metrics(
@@ -160,11 +354,13 @@ def nc_metrics(
     allow_missing: bool = False,
     many: int = 100,
     few: int = 20,
+    rcond: float | None = None,
+    stable_rcond: float = STABLE_RCOND,
 ) -> dict[str, Any]:
     """All neural-collapse metrics computable from one pass, plus nc4/per-class nc1 from ``second``.
 
     Args:
-        stats: the gathered statistics.
+        stats: the gathered statistics (on any device; the classifier moves there).
         weights: classifier rows W (K, d), optional; metrics needing W are None without it.
         bias: classifier bias b (K,), optional.
         center: ``"weighted"`` (mu_G = sample mean, Papyan et al.) or ``"balanced"`` (mean of mu_k).
@@ -173,92 +369,105 @@ def nc_metrics(
             ``per_class.nc1`` (None without it).
         allow_missing: measure only the classes with samples instead of raising.
         many, few: group thresholds.
+        rcond: rank tolerance of Sigma_B^+: eigenvalues of Sigma_B at most ``rcond`` times the largest
+            count as zero (``numpy.linalg.pinv(Sigma_B, rcond, hermitian=True)``); None keeps every
+            eigenvalue above the rounding level (the exact pseudo-inverse of Papyan et al.).
+        stable_rcond: the relative eigenvalue threshold of ``nc1_stable`` (default 1e-3).
 
     Returns:
-        A JSON-serialisable dict (floats, lists, None), keys as in docs/metrics.md.
+        A JSON-serialisable dict (floats, lists, None), keys as in docs/metrics.md. A metric that is
+        undefined on these data, or whose float64 computation lost its digits, is None and
+        ``result["undefined"][key]`` says why; ``result["flags"]`` lists conditions under which a
+        reported value needs care (``"nc1_ill_conditioned"``).
     """
     k, d = stats.num_classes, stats.dim
     check_classifier(weights, bias, k, d)
+    _check_rcond(rcond)
+    if not (isinstance(stable_rcond, (int, float)) and 0.0 < stable_rcond < 1.0):
+        raise NclabError(f"stable_rcond must be a number in (0, 1), got {stable_rcond!r}")
     # the second pass already prepared these statistics the same way: reuse its SVD of the means
     prep = getattr(second, "prep", None)
     if (
         prep is not None
         and second.stats is stats
         and prep.center == center
+        and getattr(prep, "rcond", None) == rcond
         and torch.equal(prep.counts, stats.counts)
         and (allow_missing or len(prep.present) == k)
     ):
         p = prep
     else:
-        p = prepare(stats, center=center, allow_missing=allow_missing)
+        p = prepare(stats, center=center, allow_missing=allow_missing, rcond=rcond)
     pres, mt = p.present, p.mt
     kp = len(pres)
-    n_p = p.counts[pres]
-    n_total = float(n_p.sum())
+    w = weights.detach().to(dtype=torch.float64, device=mt.device) if weights is not None else None
+    h = _to_host(_device_terms(stats, p, w, bias, stable_rcond=stable_rcond))
+    pres_list = pres.tolist()
+    undefined: dict[str, str] = {}
+    flags: list[str] = []
     out: dict[str, Any] = {
         "num_classes": k,
         "num_present": kp,
         "dim": d,
-        "num_samples": int(n_total),
+        "num_samples": int(sum(p.counts.tolist())),
         "center": center,
         "rank_sigma_b": int(p.proj.shape[1]),
+        "nc1_rank": int(p.proj.shape[1]),
+        "nc1_min_eig_ratio": h["nc1_min_eig_ratio"],
+        "nc1_stable_rank": int(h["nc1_stable_rank"]),
     }
 
-    # NC1 (Papyan et al. 2020): tr(Sigma_W Sigma_B^+)/K with Sigma_W over classes with >= 2 samples
-    sw = stats.within_scatter()
-    nw = max(p.num_within, 1.0)
-    t = p.proj.T @ sw  # (r, d)
-    out["nc1"] = float((t * p.proj.T).sum() / nw)
-    # Sigma_B weighted by n_k/N: D mt with D = diag(sqrt(n_k/N)) has the row space of mt = U S V^T, so
-    # (mt^T D^2 mt)^+ = V S^-1 (U^T D^2 U)^-1 S^-1 V^T and tr(Sigma_W (.)^+) = tr(C (U^T D^2 U)^-1) with
-    # C = proj^T Sigma_W proj (r x r): no second SVD
-    c = t @ p.proj
-    gram = p.left.T @ (p.left * (n_p / n_total)[:, None])
-    chol = torch.linalg.cholesky(gram)
-    out["nc1_weighted_sb"] = float(torch.cholesky_solve(c, chol).diagonal().sum() / nw / kp)
+    def put(key: str, value: float, err: float = 0.0) -> None:
+        v, why = _checked(value, err)
+        out[key] = v
+        if why is not None:
+            undefined[key] = why
 
-    var = stats.class_variances()[pres]  # (K_p,)
-    multi = n_p >= 2
-    # CDNV (Galanti et al. 2022): mean over pairs of (v_k + v_j) / (2 ||mu_k - mu_j||^2)
-    g = mt @ mt.T
-    sqd = (g.diagonal()[:, None] + g.diagonal()[None, :] - 2 * g).clamp_min(0)
-    cd = (var[:, None] + var[None, :]) / (2 * sqd.clamp_min(1e-300))
-    mask = multi[:, None] & multi[None, :]
-    iu = torch.triu_indices(kp, kp, offset=1)
-    cd_vals = cd[iu[0], iu[1]][mask[iu[0], iu[1]]]
-    out["nc1_cdnv"] = float(cd_vals.mean()) if cd_vals.numel() else None
+    # NC1 and its variants: undefined without a class of two or more samples
+    for key in ("nc1", "nc1_stable", "nc1_weighted_sb"):
+        if p.num_within < 2:
+            out[key] = None
+            undefined[key] = NO_WITHIN
+        else:
+            put(key, h[key], h[key + "_err"])
+    if h["cdnv_pairs"] < 1:
+        out["nc1_cdnv"] = None
+        undefined["nc1_cdnv"] = NO_PAIR
+    else:
+        put("nc1_cdnv", h["nc1_cdnv"], h["nc1_cdnv_err"])
+    if (
+        out["nc1"] is not None
+        and out["nc1_stable"] is not None
+        and out["nc1"] > max(ILL_CONDITIONED * out["nc1_stable"], RESOLUTION)
+    ):
+        flags.append("nc1_ill_conditioned")
 
-    # NC2 (Papyan et al. 2020; nc2_etf as Zhu et al. 2021)
-    norms = mt.norm(dim=1)
-    out["nc2_equinorm"] = float(norms.std(unbiased=False) / norms.mean())
-    cos_m = _cosines(mt)
-    mean_cos, std_cos, cos_vals = _pairs_mean_std(cos_m)
-    out["nc2_equiangle"] = std_cos
-    out["nc2_maxangle"] = float((cos_vals + 1.0 / (kp - 1)).abs().mean())
-    out["nc2_etf"] = _rel_frobenius(g, _etf_target(kp))
+    for key in ("nc2_equinorm", "nc2_equiangle", "nc2_maxangle", "nc2_etf"):
+        put(key, h[key])
 
+    var_list: list[float | None] = []
+    for v, e, mlt in zip(h["var"], h["var_err"], h["multi"]):
+        val, why = _checked(v, e) if mlt else (None, None)
+        var_list.append(val)
+        if why is not None:
+            undefined.setdefault("per_class.var", why)
     per_class: dict[str, Any] = {
-        "count": p.counts.long().tolist(),
-        "var": _scatter_full(torch.where(multi, var, torch.nan), pres, k),
-        "norm": _scatter_full(norms, pres, k),
+        "count": [int(c) for c in p.counts.tolist()],
+        "var": _scatter_full(var_list, pres_list, k),
+        "norm": _scatter_full(h["norm"], pres_list, k),
         "nc1": [None] * k,
         "align_cos": [None] * k,
         "w_norm": [None] * k,
     }
-    w = weights.detach().to(torch.float64).cpu() if weights is not None else None
-    b = bias.detach().to(torch.float64).cpu() if bias is not None else None
     wp = None
     for key in ("nc3", "nc3_zhu", "nc4_bias"):
         out[key] = None
     if w is not None:
         wp = w[pres]
-        out["nc3"] = float((wp / wp.norm() - mt / mt.norm()).norm() ** 2)
-        out["nc3_zhu"] = _rel_frobenius(wp @ mt.T, _etf_target(kp))
-        off = w @ p.mu_g + (b if b is not None else 0.0)
-        out["nc4_bias"] = float(off.norm())
-        align = (wp * mt).sum(1) / (wp.norm(dim=1) * norms).clamp_min(1e-300)
-        per_class["align_cos"] = _scatter_full(align, pres, k)
-        per_class["w_norm"] = w.norm(dim=1).tolist()
+        for key in ("nc3", "nc3_zhu", "nc4_bias"):
+            put(key, h[key])
+        per_class["align_cos"] = _scatter_full(h["align_cos"], pres_list, k)
+        per_class["w_norm"] = h["w_norm"]
 
     out["nc4"] = None
     if second is not None:
@@ -267,7 +476,7 @@ def nc_metrics(
         per_class["nc1"] = res["per_class_nc1"]
     out["per_class"] = per_class
 
-    group_counts = p.counts.long().tolist() if counts is None else _counts_list(counts, k)
+    group_counts = [int(c) for c in p.counts.tolist()] if counts is None else _counts_list(counts, k)
     out["groups"] = _group_metrics(group_counts, pres, mt, wp, per_class, many=many, few=few)
     out["align"] = _alignment(wp, p.basis, mt, pres, out["groups"]) if wp is not None else None
     out["seli"] = None
@@ -276,6 +485,8 @@ def nc_metrics(
 
         # SELI (Thrampoulidis et al. 2022) at the training counts, with the centred class means
         out["seli"] = seli_distance(w, p.means, group_counts, center=True)
+    out["undefined"] = undefined
+    out["flags"] = flags
     return out
 
 
@@ -314,7 +525,7 @@ def _group_metrics(
         g: dict[str, Any] = {"classes": members, "num_classes": len(members)}
         g["nc1"] = _mean_or_none([per_class["nc1"][c] for c in members])
         g["align_cos"] = _mean_or_none([per_class["align_cos"][c] for c in members])
-        t = torch.tensor(idx, dtype=torch.long)
+        t = torch.tensor(idx, dtype=torch.long, device=mt.device)
         g["mean_cos"] = _pairs_mean_std(cos_m[t][:, t])[0] if len(idx) >= 2 else None
         g["mean_norm_rel"] = float(norms[t].mean() / norms.mean()) if idx else None
         g["w_cos"] = _pairs_mean_std(cos_w[t][:, t])[0] if cos_w is not None and len(idx) >= 2 else None
@@ -339,7 +550,7 @@ def _alignment(
     dx = gx.diagonal()[:, None] + gx.diagonal()[None, :] - gx - gx.T
     ratio = dx**2 / (dw * dm).clamp_min(1e-300)  # cos^2 of the angle between w_i-w_j and mu_i-mu_j
     kp = len(pres)
-    iu = torch.triu_indices(kp, kp, offset=1)
+    iu = torch.triu_indices(kp, kp, offset=1, device=ratio.device)
     vals = ratio[iu[0], iu[1]].clamp(0.0, 1.0)
     out: dict[str, Any] = {
         "principal_angles_deg": angles.tolist(),
@@ -352,9 +563,9 @@ def _alignment(
     pos = {c: i for i, c in enumerate(pres.tolist())}
     few = [pos[c] for c in groups["few"]["classes"] if c in pos]
     if len(few) >= 2:
-        t = torch.tensor(few)
+        t = torch.tensor(few, device=ratio.device)
         sub = ratio[t][:, t]
-        j = torch.triu_indices(len(few), len(few), offset=1)
+        j = torch.triu_indices(len(few), len(few), offset=1, device=ratio.device)
         fv = sub[j[0], j[1]].clamp(0.0, 1.0)
         out["ee_ratio_few_min"], out["ee_ratio_few_mean"] = float(fv.min()), float(fv.mean())
     return out

@@ -23,12 +23,16 @@ from nclab.metrics.validation import check_classifier, check_features, check_lab
 class SecondPass:
     """Accumulates nc4 and per-class nc1 over batches, given the first pass's statistics.
 
+    Everything lives on the statistics' device (float64 constants, accumulators); the classifier and
+    each batch are moved there, and ``update`` makes no host synchronisation with ``validate=False``.
+
     Args:
         stats: the finished first-pass statistics.
         weights: classifier rows (K, d) for nc4 (optional).
         bias: classifier bias (K,) (optional).
         center: as in :func:`~nclab.metrics.nc_metrics`.
         allow_missing: as in :func:`~nclab.metrics.nc_metrics`.
+        rcond: as in :func:`~nclab.metrics.nc_metrics` (the Sigma_B rank rule of per-class nc1).
     """
 
     def __init__(
@@ -39,19 +43,25 @@ class SecondPass:
         *,
         center: str = "weighted",
         allow_missing: bool = False,
+        rcond: float | None = None,
     ):
         check_classifier(weights, bias, stats.num_classes, stats.dim)
         self.stats = stats
-        self.prep: Prepared = prepare(stats, center=center, allow_missing=allow_missing)
+        self.prep: Prepared = prepare(stats, center=center, allow_missing=allow_missing, rcond=rcond)
         p = self.prep
         k = stats.num_classes
         self.num_classes = k
-        w = weights.detach().double().cpu() if weights is not None else None
+        dev = p.mu_g.device
+        self.device = dev
+        f64 = dict(dtype=torch.float64, device=dev)
+        w = weights.detach().to(**f64) if weights is not None else None
         self.has_w = w is not None
         # decisions on centred features h' = h - mu_G: W h + b = W h' + (W mu_G + b)
         self.offset = None
         if w is not None:
-            self.offset = w @ p.mu_g + (bias.detach().double().cpu() if bias is not None else 0.0)
+            self.offset = w @ p.mu_g
+            if bias is not None:
+                self.offset = self.offset + bias.detach().to(**f64)
         mc = p.mt  # (K_p, d) present means, centred: mc = U S V^T, proj = V S^-1
         self.mc_sq = (mc * mc).sum(1)  # (K_p,)
         blocks = [p.proj]
@@ -62,10 +72,10 @@ class SecondPass:
         # NCC scores h'.m_k = (h' proj) (S^2 U^T): the means lie in span(V), so the (N, d) x (d, K_p)
         # product shrinks to (N, r) x (r, K_p) on the projection the first product already gives
         s = 1.0 / p.proj.norm(dim=0)  # singular values of mc (columns of V are unit vectors)
-        self.ncc = (s * s)[:, None] * p.left.T  # (r, K_p)
-        self.resid = torch.zeros(k, dtype=torch.float64)
-        self.mismatch = 0.0
-        self.seen = 0.0
+        self.ncc = (s * s).unsqueeze(1) * p.left.T  # (r, K_p)
+        self.resid = torch.zeros(k, **f64)
+        self.mismatch = torch.zeros((), **f64)  # device scalars: no sync per batch
+        self.seen = torch.zeros((), **f64)
         self._cache: dict[tuple[str, torch.dtype], torch.Tensor] = {}
 
     def _cached(self, name: str, value: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -86,39 +96,48 @@ class SecondPass:
         return self._cached("mcp", mc @ self.prep.proj, dtype)
 
     @torch.no_grad()
-    def update(self, features: torch.Tensor, labels: torch.Tensor) -> None:
-        """Add a batch (the same data, in any batching, as the first pass)."""
-        check_features(features)
-        y = check_labels(labels, features.shape[0], self.num_classes).cpu()
+    def update(self, features: torch.Tensor, labels: torch.Tensor, *, validate: bool = True) -> None:
+        """Add a batch (the same data, in any batching, as the first pass).
+
+        ``validate=False`` skips the finiteness and label-range checks (host synchronisations)."""
+        if validate:
+            check_features(features)
+            y = check_labels(labels, features.shape[0], self.num_classes)
+        else:
+            y = labels.long()
         if features.shape[0] == 0:
             return
         p = self.prep
-        x = features.detach().cpu()
+        y = y.to(self.device)
+        x = features.detach().to(self.device)
         dt = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
         x = x.to(dt)
         big = self._big(dt)
         xc = x - self._mu_g(dt)  # h - mu_G, (N, d)
         out = xc @ big  # (N, r [+ K]): one product for the projection and the linear decisions
-        proj = out[:, : self.r]  # P^T (h - mu_G)
+        proj = out.narrow(1, 0, self.r)  # P^T (h - mu_G)
+        # P^T (h - mu_y) = P^T (h - mu_G) - P^T (mu_y - mu_G)
+        z = proj - self._mcp(dt).index_select(0, y)
+        self.resid.index_add_(0, y, (z * z).sum(1).double())
         if self.has_w:
-            pred = (out[:, self.r :] + self._cached("offset", self.offset, dt)).argmax(1)
+            lin = out.narrow(1, self.r, out.shape[1] - self.r)
+            pred = (lin + self._cached("offset", self.offset, dt)).argmax(1)
             # ||h - mu_k||^2 = ||h'||^2 - 2 h'.m_k + ||m_k||^2; the ||h'||^2 term does not change argmin
             dist = torch.addmm(
                 self._cached("mc_sq", self.mc_sq, dt), proj, self._cached("ncc", self.ncc, dt), alpha=-2
             )
-            ncc = p.present[dist.argmin(1)]
-        # P^T (h - mu_y) = P^T (h - mu_G) - P^T (mu_y - mu_G)
-        z = proj - self._mcp(dt)[y]
-        self.resid += torch.bincount(y, weights=(z * z).sum(1).double(), minlength=self.num_classes)
-        if self.has_w:
-            self.mismatch += float((pred != ncc).sum())
-        self.seen += float(len(y))
+            ncc = p.present.index_select(0, dist.argmin(1))
+            self.mismatch += (pred != ncc).sum()
+        self.seen += y.shape[0]
 
     def result(self) -> dict[str, Any]:
-        """``nc4`` (fraction, None without W) and ``per_class_nc1`` (list, None for classes with < 2)."""
-        c = self.stats.counts
-        per: list[float | None] = [
-            float(self.resid[i] / c[i]) if c[i] >= 2 else None for i in range(self.num_classes)
-        ]
-        nc4 = (self.mismatch / self.seen) if (self.has_w and self.seen) else None
+        """``nc4`` (fraction, None without W) and ``per_class_nc1`` (list, None for classes with < 2).
+
+        One transfer to the host (the accumulators and the counts the class means came from)."""
+        host = torch.cat([self.resid, self.prep.counts, self.mismatch.reshape(1), self.seen.reshape(1)])
+        vals = host.cpu().tolist()
+        k = self.num_classes
+        resid, c, mismatch, seen = vals[:k], vals[k : 2 * k], vals[2 * k], vals[2 * k + 1]
+        per: list[float | None] = [resid[i] / c[i] if c[i] >= 2 else None for i in range(k)]
+        nc4 = (mismatch / seen) if (self.has_w and seen) else None
         return {"nc4": nc4, "per_class_nc1": per}

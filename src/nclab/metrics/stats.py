@@ -27,10 +27,22 @@ from typing import Any
 
 import torch
 
-from nclab.errors import ShapeError
+from nclab.errors import DTypeError, ShapeError
 from nclab.metrics.validation import check_features, check_labels
 
 _STATES = ("counts", "sums", "sq_norms", "second")
+
+
+def _check_shapes(features: torch.Tensor, labels: torch.Tensor) -> None:
+    """Shape and dtype checks that read only host metadata (no synchronisation)."""
+    if not isinstance(features, torch.Tensor) or features.ndim != 2 or not features.is_floating_point():
+        raise ShapeError("features must be a floating (N, d) tensor")
+    if not isinstance(labels, torch.Tensor) or labels.is_floating_point() or labels.dtype == torch.bool:
+        raise DTypeError("labels must be an integer tensor")
+    if labels.ndim != 1 or labels.shape[0] != features.shape[0]:
+        raise ShapeError(
+            f"labels must have shape ({features.shape[0]},) to match features, got {tuple(labels.shape)}"
+        )
 
 
 def symmetric_gram(x: torch.Tensor, block: int = 256) -> torch.Tensor:
@@ -82,43 +94,61 @@ class FeatureStats:
 
     # -- accumulation ---------------------------------------------------------------------------
     @torch.no_grad()
-    def update(self, features: torch.Tensor, labels: torch.Tensor) -> None:
-        """Add a batch: ``features`` (N, d) floating, ``labels`` (N,) integers in [0, K)."""
-        check_features(features)
+    def update(self, features: torch.Tensor, labels: torch.Tensor, *, validate: bool = True) -> None:
+        """Add a batch: ``features`` (N, d) floating, ``labels`` (N,) integers in [0, K).
+
+        With ``validate=False`` only shapes and dtypes are checked (host metadata): no finiteness or
+        label-range check, and the update makes no host synchronisation (no ``.item()``, boolean
+        indexing or ``.cpu()``), so a training loop can call it every step on a GPU. Labels outside
+        [0, K) then raise inside ``index_add_`` (CPU) or a device-side assert (CUDA).
+        """
+        if validate:
+            check_features(features)
+            y = check_labels(labels, features.shape[0], self.num_classes)
+        else:
+            _check_shapes(features, labels)
+            y = labels.long()
         if features.shape[1] != self.dim:
             raise ShapeError(f"features have dimension {features.shape[1]}, statistics expect {self.dim}")
-        y = check_labels(labels, features.shape[0], self.num_classes).to(self.counts.device)
         if features.shape[0] == 0:
             return
-        x = features.detach().to(self.counts.device)
-        k = self.num_classes
-        n_b = torch.bincount(y, minlength=k)  # (K,)
-        present = n_b > 0
+        dev = self.counts.device
+        y = y.to(dev)
+        x = features.detach().to(dev)
+        k, n = self.num_classes, x.shape[0]
+        n_b = torch.zeros(k, dtype=torch.float64, device=dev).index_add_(
+            0, y, torch.ones(n, dtype=torch.float64, device=dev)
+        )  # (K,) batch counts; index_add_ (unlike CUDA bincount) neither syncs nor breaks determinism
         # shift: the running class mean where the class was seen before, else the class's first sample
         # in this batch (O(K d), no pass over the batch; any shift is exact below, it only has to be
-        # close to the class means so that the centred values are small)
-        first = torch.full((k,), len(y), dtype=torch.long, device=y.device).scatter_reduce_(
-            0, y, torch.arange(len(y), device=y.device), "amin"
+        # close to the class means so that the centred values are small). Masked arithmetic: no sync.
+        first = torch.full((k,), n - 1, dtype=torch.long, device=dev).scatter_reduce_(
+            0, y, torch.arange(n, device=dev), "amin"
         )
-        shift = torch.zeros(k, self.dim, dtype=x.dtype, device=x.device)
-        shift[present] = x[first[present]]
-        seen = self.counts > 0
-        if bool(seen.any()):
-            shift[seen] = (self.sums[seen] / self.counts[seen, None]).to(x.dtype)
-        xc = x - shift[y]  # (N, d), input dtype, of the order of the within-class spread
+        shift = torch.where((n_b > 0).unsqueeze(1), x.index_select(0, first), x.new_zeros(()))
+        seen = (self.counts > 0).unsqueeze(1)
+        running = (self.sums / self.counts.clamp_min(1.0).unsqueeze(1)).to(x.dtype)
+        shift = torch.where(seen, running, shift)  # (K, d), input dtype
+        xc = x - shift.index_select(0, y)  # (N, d), input dtype, of the order of the within-class spread
         r = torch.zeros_like(shift).index_add_(0, y, xc).double()  # (K, d) residual sums
         m = shift.double()  # (K, d)
-        n64 = n_b.double()
-        # sum h h^T = xc^T xc + sum_k [r_k m_k^T + m_k r_k^T + n_k m_k m_k^T] = xc^T xc + B + B^T,
-        # with B = Q^T M and Q = R + N M / 2, restricted to the classes in the batch
-        q = r[present] + 0.5 * n64[present, None] * m[present]
-        bmat = q.T @ m[present]  # (d, d)
+        # (index_select/unsqueeze rather than [] indexing: the fake-"cuda" tests of a CPU build cannot
+        # run Python indexing on device tensors)
+        # sum h h^T = xc^T xc + sum_k [r_k m_k^T + m_k r_k^T + n_k m_k m_k^T] = xc^T xc + B + B^T with
+        # B = Q^T M, Q = R + N M / 2 (classes absent from the batch have zero rows in R and N), or per
+        # sample B = (xc + S/2)^T S with S = M[y]: whichever has fewer rows, min(K, N)
+        if k <= n:
+            q = r + 0.5 * n_b.unsqueeze(1) * m
+            bmat = q.T @ m  # (d, d)
+        else:
+            s = m.index_select(0, y)
+            bmat = (xc.double() + 0.5 * s).T @ s
         self.second += symmetric_gram(xc).double() + bmat + bmat.T
         # sum ||h||^2 = sum ||xc||^2 + 2 r_k . m_k + n_k ||m_k||^2
-        self.sq_norms += torch.bincount(y, weights=(xc * xc).sum(1).double(), minlength=k)
-        self.sq_norms += 2 * (r * m).sum(1) + n64 * (m * m).sum(1)
-        self.counts += n64
-        self.sums += r + n64[:, None] * m
+        self.sq_norms.index_add_(0, y, (xc * xc).sum(1).double())
+        self.sq_norms += 2 * (r * m).sum(1) + n_b * (m * m).sum(1)
+        self.counts += n_b
+        self.sums += r + n_b.unsqueeze(1) * m
 
     def merge(self, other: FeatureStats) -> FeatureStats:
         """Add another object's statistics into this one (in place); returns self."""
@@ -138,10 +168,8 @@ class FeatureStats:
 
     def means(self) -> torch.Tensor:
         """Class means (K, d); rows of classes without samples are NaN."""
-        out = torch.full_like(self.sums, float("nan"))
-        p = self.counts > 0
-        out[p] = self.sums[p] / self.counts[p, None]
-        return out
+        c = self.counts.unsqueeze(1)
+        return torch.where(c > 0, self.sums / c.clamp_min(1.0), float("nan"))
 
     def class_variances(self) -> torch.Tensor:
         """v_k = mean squared distance of class k to its mean (K,), NaN for empty classes."""
@@ -151,9 +179,8 @@ class FeatureStats:
 
     def within_scatter(self) -> torch.Tensor:
         """sum_i (h_i - mu_{y_i})(h_i - mu_{y_i})^T over all samples (d, d), float64."""
-        p = self.counts > 0
-        m = self.sums[p] / self.counts[p, None]
-        return self.second - (m.T * self.counts[p]) @ m
+        m = self.sums / self.counts.clamp_min(1.0).unsqueeze(1)  # zero rows for empty classes
+        return self.second - (m.T * self.counts) @ m
 
     # -- persistence ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torchmetrics import Metric
 
-from nclab.metrics.functional import nc_metrics
+from nclab.metrics.functional import STABLE_RCOND, nc_metrics
 from nclab.metrics.stats import FeatureStats
 
 
@@ -24,7 +24,11 @@ class NeuralCollapse(Metric):
         num_classes: K.
         dim: feature dimension d.
         classifier: optional module with ``weight`` (K, d) and ``bias``; read at ``compute()``.
-        center, counts, allow_missing, many, few: as in :func:`~nclab.metrics.nc_metrics`.
+        center, counts, allow_missing, many, few, rcond, stable_rcond: as in
+            :func:`~nclab.metrics.nc_metrics`.
+        validate: check every batch for finite features and labels in range (host synchronisations);
+            a training loop that tracks NC online passes ``validate=False`` and then ``update`` makes
+            no host synchronisation. The states move with ``.to(device)``.
 
     ``compute()`` returns the dict of :func:`~nclab.metrics.nc_metrics` without the second-pass keys
     (``nc4`` and ``per_class.nc1`` are None); use :func:`~nclab.metrics.measure` or
@@ -46,12 +50,24 @@ class NeuralCollapse(Metric):
         allow_missing: bool = False,
         many: int = 100,
         few: int = 20,
+        rcond: float | None = None,
+        stable_rcond: float = STABLE_RCOND,
+        validate: bool = True,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
         self.num_classes, self.dim = int(num_classes), int(dim)
         self.classifier = classifier
-        self.options = dict(center=center, counts=counts, allow_missing=allow_missing, many=many, few=few)
+        self.validate = bool(validate)
+        self.options = dict(
+            center=center,
+            counts=counts,
+            allow_missing=allow_missing,
+            many=many,
+            few=few,
+            rcond=rcond,
+            stable_rcond=stable_rcond,
+        )
         f64 = torch.float64
         self.add_state("counts", torch.zeros(num_classes, dtype=f64), dist_reduce_fx="sum")
         self.add_state("sums", torch.zeros(num_classes, dim, dtype=f64), dist_reduce_fx="sum")
@@ -65,7 +81,7 @@ class NeuralCollapse(Metric):
         return st
 
     def update(self, features: torch.Tensor, labels: torch.Tensor) -> None:  # type: ignore[override]
-        self._stats().update(features, labels)
+        self._stats().update(features, labels, validate=self.validate)
 
     def compute(self) -> dict[str, Any]:  # type: ignore[override]
         w = b = None
