@@ -26,6 +26,18 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or (
         str(Path(args.run_dirs[0]) / "report.html") if len(args.run_dirs) == 1 else "report.html"
     )
-    path = build_report(args.run_dirs, out)
+    import sys
+    import warnings
+
+    from nclab.report.rundir import RunDirWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RunDirWarning)
+        path = build_report(args.run_dirs, out)
+    for w in caught:  # a torn last row, duplicated evaluations: drawn, but said
+        if issubclass(w.category, RunDirWarning):
+            print(f"nclab report: warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     print(f"report: {path.resolve()}")
     return 0
