@@ -206,20 +206,20 @@ class ClassSums:
         y = y.clamp(0, k - 1)
         dt = _compute_dtype(x)
         if self._shift is None:
-            self._shift = x[0].to(torch.float64).clone()
+            self._shift = x.narrow(0, 0, 1).reshape(-1).to(torch.float64).clone()
         shift = self._shift.to(dt)
         rows = _chunk_rows(x)
         acc = torch.zeros(k, self.dim, dtype=dt, device=dev)
         buf = torch.empty(min(rows, n), self.dim, dtype=dt, device=dev)
         for lo in range(0, n, rows):
             m = min(rows, n - lo)
-            xb = torch.sub(x[lo : lo + m].to(dt), shift, out=buf[:m])
-            acc.index_add_(0, y[lo : lo + m], xb)
+            xb = torch.sub(x.narrow(0, lo, m).to(dt), shift, out=buf.narrow(0, 0, m))
+            acc.index_add_(0, y.narrow(0, lo, m), xb)
         nb = torch.zeros(k, dtype=torch.float64, device=dev).index_add_(
             0, y, torch.ones(n, dtype=torch.float64, device=dev)
         )
         self.counts += nb
-        self.sums += acc.double() + nb[:, None] * shift.double()
+        self.sums += acc.double() + nb.unsqueeze(1) * shift.double()
 
     def merge(self, other: ClassSums) -> ClassSums:
         """Add another object's sums into this one (in place); returns self."""
@@ -403,25 +403,27 @@ class SpanPass:
             mism = torch.zeros((), dtype=torch.long, device=dev)
         for lo in range(0, n, rows):
             m = min(rows, n - lo)
-            xb = x[lo : lo + m].to(dt)
-            yb = y[lo : lo + m]
-            xc = torch.index_select(c["means"], 0, yb, out=xbuf[:m])
+            xb = x.narrow(0, lo, m).to(dt)
+            yb = y.narrow(0, lo, m)
+            xc = torch.index_select(c["means"], 0, yb, out=xbuf.narrow(0, 0, m))
             torch.sub(xb, xc, out=xc)  # h - mu_y, of the order of the within-class spread
             self.sq_dev.index_add_(0, yb, torch.linalg.vecdot(xc, xc).double())
-            z = torch.mm(xc, c["proj"], out=zbuf[:m])  # P^T (h - mu_y)
+            z = torch.mm(xc, c["proj"], out=zbuf.narrow(0, 0, m))  # P^T (h - mu_y)
             self.resid.index_add_(0, yb, torch.linalg.vecdot(z, z).double())
             if sym:
                 cov += symmetric_gram(z)
             else:
                 cov.addmm_(z.T, z)
             if self.has_w:
-                logits = torch.addmm(c["b"], xb, c["wt"], out=lbuf[:m])
+                logits = torch.mm(xb, c["wt"], out=lbuf.narrow(0, 0, m)).add_(c["b"])
                 pred = logits.argmax(1)
-                q = torch.index_select(c["mcp"], 0, yb, out=qbuf[:m]).add_(z)  # P^T (h - mu_G)
-                scores = torch.addmm(c["neg_half_sq"], q, c["ncc"], out=sbuf[:m])  # h'.m_k - ||m_k||^2/2
+                q = torch.index_select(c["mcp"], 0, yb, out=qbuf.narrow(0, 0, m)).add_(z)  # P^T (h - mu_G)
+                scores = torch.mm(q, c["ncc"], out=sbuf.narrow(0, 0, m)).add_(
+                    c["neg_half_sq"]
+                )  # h'.m_k - |m_k|^2/2
                 near = scores.argmax(1)
                 if not self._all_present:
-                    near = self._present[near]
+                    near = self._present.index_select(0, near)
                 mism += (pred != near).sum()
         if self.has_w:
             self.mismatch += mism
