@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -38,17 +40,33 @@ def load_feature_file(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise DataError(f"cannot read {str(p)!r}: no such file")
+    if p.suffix not in (".npz", ".pt", ".pth"):
+        raise DataError(f"{str(p)!r}: unknown format {p.suffix!r}; use .npz or .pt")
+    if not zipfile.is_zipfile(p):  # both numpy.savez and torch.save write zip archives
+        writer = "numpy.savez" if p.suffix == ".npz" else "torch.save"
+        raise DataError(
+            f"cannot read {str(p)!r}: it is not a {p.suffix} (zip) archive, so it is truncated or in another "
+            f"format; write it with {writer}(path, features=..., labels=...)"
+        )
     try:
         if p.suffix == ".npz":
             with np.load(p, allow_pickle=False) as z:
                 raw = {k: z[k] for k in z.files}
-        elif p.suffix in (".pt", ".pth"):
-            raw = torch.load(p, map_location="cpu", weights_only=True)
         else:
-            raise DataError(f"{str(p)!r}: unknown format {p.suffix!r}; use .npz or .pt")
-    except DataError:
-        raise
-    except Exception as err:  # zip/pickle errors: the file is unreadable
+            raw = torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # torch's weights-only unpickler refused an object
+        raise DataError(
+            f"cannot read {str(p)!r}: it holds Python objects that loading would have to execute; nclab "
+            "loads only tensors: save a dict of tensors with torch.save"
+        ) from None
+    except ValueError as err:
+        if "pickle" in str(err) or "Object arrays" in str(err):  # numpy: an object array in the archive
+            raise DataError(
+                f"cannot read {str(p)!r}: it holds object arrays (pickled Python objects), which nclab does "
+                "not load; save numeric arrays (features float, labels int) with numpy.savez"
+            ) from None
+        raise DataError(f"cannot read {str(p)!r}: {type(err).__name__}: {err}") from None
+    except Exception as err:  # a damaged archive
         raise DataError(f"cannot read {str(p)!r}: {type(err).__name__}: {err}") from None
     if not isinstance(raw, dict):
         raise DataError(f"{str(p)!r} must hold a dict of arrays, got {type(raw).__name__}")
@@ -57,9 +75,22 @@ def load_feature_file(path: str | Path) -> dict[str, Any]:
         raise DataError(
             f"{str(p)!r} lacks key(s) {', '.join(missing)}; it has: {', '.join(sorted(raw)) or 'none'}"
         )
-    return {
-        k: torch.as_tensor(np.asarray(v)) if not isinstance(v, torch.Tensor) else v for k, v in raw.items()
-    }
+    out = {}
+    for k, v in raw.items():
+        if isinstance(v, torch.Tensor):
+            out[k] = v
+            continue
+        a = np.asarray(v)
+        if a.dtype.kind not in "biuf":  # strings, objects, complex, dates
+            hint = (
+                ": encode the class names as integers 0..K-1, e.g. "
+                "names, labels = numpy.unique(labels, return_inverse=True)"
+                if k == "labels" and a.dtype.kind in "USO"
+                else ""
+            )
+            raise DataError(f"{str(p)!r}: {k!r} must be numeric, got dtype {a.dtype}{hint}")
+        out[k] = torch.as_tensor(a)
+    return out
 
 
 def _fmt(v: Any) -> str:

@@ -11,7 +11,7 @@ from nclab.metrics.functional import nc_metrics
 from nclab.metrics.second_pass import SecondPass
 from nclab.metrics.stats import FeatureStats
 from nclab.metrics.twopass import PATHS, choose_path, measure_batches
-from nclab.metrics.validation import check_features, check_labels
+from nclab.metrics.validation import check_batch_size, check_counts, check_features, check_labels
 
 
 def measure(
@@ -75,20 +75,24 @@ def measure(
         from nclab.errors import NclabError
 
         raise NclabError(f"path must be one of {', '.join(PATHS)}, got {path!r}")
+    batch_size = check_batch_size(batch_size)
+    k_source = None
     if num_classes is None:
         from_labels = int(labels.max()) + 1 if isinstance(labels, torch.Tensor) and labels.numel() else 0
         if weights is not None:
-            num_classes = int(weights.shape[0])
+            num_classes, k_source = int(weights.shape[0]), "weights.shape[0]"
         elif counts is not None:
             num_classes = max(len(counts), from_labels)
         else:
             num_classes = from_labels
+    if counts is not None:
+        counts = check_counts(counts, num_classes)
     if path == "auto":
         _check_meta(features)
         path = choose_path(features.shape[1], num_classes, has_weights=weights is not None, center=center)
     if path == "one_pass":
         check_features(features)
-        check_labels(labels, features.shape[0], num_classes)
+        check_labels(labels, features.shape[0], num_classes, k_source=k_source)
         stats = FeatureStats(num_classes, features.shape[1])
         for i in range(0, features.shape[0], batch_size):
             stats.update(features[i : i + batch_size], labels[i : i + batch_size])
@@ -105,7 +109,7 @@ def measure(
     # two-pass: shapes and the label range are checked here once (one read of the labels); the
     # features' finiteness is checked on the class sums (NaN/Inf propagate), precisely only on failure
     _check_meta(features)
-    check_labels(labels, features.shape[0], num_classes)
+    check_labels(labels, features.shape[0], num_classes, k_source=k_source)
     n = features.shape[0]
 
     def batches():

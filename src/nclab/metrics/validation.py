@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import numbers
+from typing import Any
+
 import torch
 
-from nclab.errors import DTypeError, NonFiniteError, ShapeError
+from nclab.errors import DTypeError, NclabError, NonFiniteError, ShapeError
 
 
 def check_features(features: torch.Tensor, name: str = "features") -> torch.Tensor:
@@ -25,8 +28,14 @@ def check_features(features: torch.Tensor, name: str = "features") -> torch.Tens
     return features
 
 
-def check_labels(labels: torch.Tensor, num_samples: int, num_classes: int) -> torch.Tensor:
-    """``labels`` must be an integer ``(N,)`` tensor with values in ``[0, num_classes)``."""
+def check_labels(
+    labels: torch.Tensor, num_samples: int, num_classes: int, *, k_source: str | None = None
+) -> torch.Tensor:
+    """``labels`` must be an integer ``(N,)`` tensor with values in ``[0, num_classes)``.
+
+    ``k_source`` names where ``num_classes`` came from (e.g. ``"weights.shape[0]"``), so that a
+    classifier with too few rows is reported as such rather than as a label-encoding problem.
+    """
     if not isinstance(labels, torch.Tensor):
         raise DTypeError(f"labels must be a torch.Tensor, got {type(labels).__name__}")
     if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
@@ -37,6 +46,11 @@ def check_labels(labels: torch.Tensor, num_samples: int, num_classes: int) -> to
         )
     if labels.numel():
         lo, hi = int(labels.min()), int(labels.max())
+        if lo >= 0 and hi >= num_classes and k_source is not None:
+            raise ShapeError(
+                f"{k_source} gives K = {num_classes} classes, but labels go up to {hi}: {k_source} must "
+                f"cover every class (at least {hi + 1}), or pass num_classes"
+            )
         if lo < 0 or hi >= num_classes:
             raise ShapeError(
                 f"labels must lie in [0, {num_classes}), found values in [{lo}, {hi}]: "
@@ -62,3 +76,27 @@ def check_classifier(
             shape = tuple(bias.shape) if isinstance(bias, torch.Tensor) else type(bias).__name__
             raise ShapeError(f"bias must have shape ({num_classes},), got {shape}")
         check_features(bias[None], "bias")
+
+
+def check_batch_size(batch_size: Any, name: str = "batch_size") -> int:
+    """``batch_size`` must be a positive integer (rows per batch)."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+        raise NclabError(f"{name} must be a positive integer (rows per batch), got {batch_size!r}")
+    return int(batch_size)
+
+
+def check_counts(counts: Any, num_classes: int) -> list[int]:
+    """Training counts: ``num_classes`` non-negative integers (a sequence, array or 1-D tensor)."""
+    c = counts.tolist() if hasattr(counts, "tolist") else list(counts)
+    if any(isinstance(x, (list, tuple)) for x in c):
+        raise ShapeError("counts must be one number per class (1-D), got a nested sequence")
+    if len(c) != num_classes:
+        raise ShapeError(f"counts must have {num_classes} entries (one per class), got {len(c)}")
+    for i, x in enumerate(c):
+        ok = isinstance(x, numbers.Real) and not isinstance(x, bool) and float(x).is_integer() and x >= 0
+        if not ok:
+            raise NclabError(
+                f"counts must be non-negative integers (training samples per class), got {x!r} for class "
+                f"{i}: pass the number of training samples of each class"
+            )
+    return [int(x) for x in c]
