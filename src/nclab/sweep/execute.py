@@ -1,0 +1,134 @@
+"""One run of a sweep, from a plain dict (what an engine ships to a worker: a thread, or a Ray task).
+
+:func:`execute` decides from the run directory alone what is left to do, and does it through the CLI
+(``python -m nclab train|fed ...`` in a child process, its output in ``<run dir>.log``):
+
+- complete (:func:`nclab.rundir.is_complete`: the last metrics row reaches the run's own budget): skipped,
+  its files untouched;
+- a checkpoint and a config: ``--resume`` (exact, docs/train.md);
+- a run that starts from another (``after``): the source's directory copied, the choice's files and
+  overrides merged onto the copied ``config.yaml`` (validated by the schema), then ``--resume``;
+- anything else: the directory (if any) is cleared and the run starts from its composed config.
+
+The child gets ``OMP_NUM_THREADS`` = the run's CPUs, so a run computes the same numbers whichever engine
+starts it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from nclab import rundir
+
+__all__ = ["RECORD", "command_line", "execute", "plan"]
+
+RECORD = "sweep.json"  # the run's axis choices and seed
+
+
+def plan(p: dict[str, Any]) -> str:
+    """What :func:`execute` would do with the run now: skip, resume, after SOURCE, or start."""
+    d = Path(p["dir"])
+    if rundir.is_complete(d):
+        return "complete"
+    if p.get("source"):
+        return f"after {p['source']}"
+    if (d / "checkpoints" / "last.pt").is_file() and (d / "config.yaml").is_file():
+        return "resume"
+    return "start"
+
+
+def command_line(p: dict[str, Any], action: str) -> list[str]:
+    base = [sys.executable, "-m", "nclab", p["command"]]
+    if action in ("resume",) or action.startswith("after"):
+        return base + ["--resume", p["dir"]]
+    return base + [*p["files"], *p["overrides"], "--run-dir", p["dir"]]
+
+
+def _rewrite_config(p: dict[str, Any]) -> None:
+    """The copied source config, then the choice's files and overrides, written back with its meta."""
+    import tempfile
+
+    from omegaconf import OmegaConf
+
+    d = Path(p["dir"])
+    raw = rundir.read_config(d)
+    meta = OmegaConf.to_container(raw.pop("meta")) if "meta" in raw else {}
+    with tempfile.TemporaryDirectory(prefix="nclab-sweep-") as tmp:
+        f = Path(tmp) / "config.yaml"
+        f.write_text(OmegaConf.to_yaml(raw))
+        if p["command"] == "train":
+            from nclab.train.config import load_config, to_yaml
+
+            text = to_yaml(load_config([f, *p["files"]], p["overrides"]))
+        else:
+            from nclab.fed.config import load_fed_config
+
+            text = OmegaConf.to_yaml(OmegaConf.structured(load_fed_config([f, *p["files"]], p["overrides"])))
+    if p["command"] == "train":  # the trainer's meta block (json values), now naming the source
+        meta = {**(meta or {}), "after": p["source"]}
+        text += "meta:\n" + "".join(f"  {k}: {json.dumps(v)}\n" for k, v in meta.items())
+    rundir.write_text_atomic(d / "config.yaml", text)
+
+
+def _record(p: dict[str, Any]) -> None:
+    d = Path(p["dir"])
+    d.mkdir(parents=True, exist_ok=True)
+    rec = {"axes": p["axes"], "seed": p["seed"], "order": p["order"], "spec": p["spec"], "after": p["source"]}
+    rundir.write_text_atomic(d / RECORD, json.dumps(rec, indent=1) + "\n")
+
+
+def execute(p: dict[str, Any]) -> dict[str, Any]:
+    """Bring the run described by ``p`` to completion; never raises for a failing run.
+
+    Returns:
+        ``{"label", "status": "skipped"|"ok"|"failed", "rc", "log", "seconds", "reason"}``.
+    """
+    t0 = time.time()
+    d, log = Path(p["dir"]), Path(p["log"])
+    out = {"label": p["label"], "dir": str(d), "log": str(log), "rc": 0, "reason": ""}
+    action = plan(p)
+    if action == "complete":
+        return {**out, "status": "skipped", "seconds": 0.0}
+    try:
+        if p.get("source"):
+            src = Path(p["source"])
+            if not rundir.is_complete(src):
+                return {**out, "status": "failed", "rc": None, "seconds": 0.0,
+                        "reason": f"its source run {src} is not complete"}  # fmt: skip
+            if d.exists():
+                shutil.rmtree(d)
+            shutil.copytree(src, d, ignore=shutil.ignore_patterns(".lock", ".*.tmp-*", RECORD))
+            _rewrite_config(p)
+        elif action == "start" and d.exists():
+            shutil.rmtree(d)  # a start that died before its first checkpoint: begin again
+        _record(p)
+    except Exception as err:  # noqa: BLE001 - reported as this run's failure, the sweep goes on
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(f"nclab sweep: cannot prepare {d}: {type(err).__name__}: {err}\n")
+        return {**out, "status": "failed", "rc": None, "seconds": time.time() - t0, "reason": str(err)}
+    threads = str(max(1, int(p.get("cpus", 1))))
+    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "TQDM_DISABLE": "1"}
+    cmd = command_line(p, action)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a" if action == "resume" else "w") as fh:
+        fh.write(f"$ {' '.join(cmd)}\n")
+        fh.flush()
+        rc = subprocess.run(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT, cwd=p.get("cwd")).returncode
+    ok = rc == 0 and rundir.is_complete(d)
+    reason = (
+        "" if ok else (f"exit code {rc}" if rc else "it exited 0 but its metrics do not reach its budget")
+    )
+    return {
+        **out,
+        "status": "ok" if ok else "failed",
+        "rc": rc,
+        "seconds": time.time() - t0,
+        "reason": reason,
+    }

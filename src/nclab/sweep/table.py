@@ -1,0 +1,263 @@
+"""Tables from run directories: group runs by their sweep axes, mean +- sample std (ddof 1) over seeds.
+
+Runs are read through :mod:`nclab.rundir` (``metrics.jsonl``, ``config.yaml``); a run's axis choices and
+seed come from its ``sweep.json`` (written by ``nclab sweep``), or, for a plain run directory, the axis
+``run`` = its name and the seed of its config. Only complete runs count (:func:`nclab.rundir.is_complete`).
+
+The row of a run that a metric is read from is its last evaluation (``--at last``) or the one selected on
+the validation split (``--at selected``: the first stage-1 row with the best ``val/balanced_acc``; a
+run that ended with a stage-2 row is read at that row, which acts on the last backbone). ``KEY@selected``
+or ``KEY@last`` picks the row for one column. A per-class list is read as its mean. A run that diverged
+(a row flagged ``diverged``, or a non-finite loss in the row read) shows as ``diverged``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nclab import rundir
+from nclab.errors import ConfigError, NclabError
+from nclab.sweep.execute import RECORD
+
+__all__ = ["RunRecord", "aggregate", "find_runs", "format_rows", "load_runs", "write_block"]
+
+DEFAULT_METRICS = ["acc/all", "acc/many", "acc/medium", "acc/few", "nc/nc1", "nc/nc3"]
+
+
+@dataclass
+class RunRecord:
+    dir: Path
+    axes: dict[str, str]
+    seed: int | None
+    order: tuple = ()
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+def find_runs(paths: list[str | Path]) -> list[Path]:
+    """Run directories (holding ``metrics.jsonl``) given directly or found below the given folders."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if not p.exists():
+            raise NclabError(f"{p} does not exist (give run directories or a sweep's --out)")
+        if (p / rundir.METRICS).is_file():
+            out.append(p)
+        else:
+            out += sorted(f.parent for f in p.rglob(rundir.METRICS))
+    return list(dict.fromkeys(out))
+
+
+def load_runs(dirs: list[Path]) -> tuple[list[RunRecord], list[Path]]:
+    """(complete runs, incomplete run directories), the runs in the sweep's order."""
+    runs, incomplete = [], []
+    for d in dirs:
+        if not rundir.is_complete(d):
+            incomplete.append(d)
+            continue
+        rows, _ = rundir.read_rows(d / rundir.METRICS)
+        rec_path = d / RECORD
+        if rec_path.is_file():
+            rec = json.loads(rec_path.read_text())
+            runs.append(RunRecord(d, dict(rec["axes"]), rec.get("seed"), tuple(rec.get("order") or ()), rows))
+        else:
+            cfg = rundir.read_config(d)
+            seed = cfg.get("seed") if "rounds" in cfg else cfg.get("train", {}).get("seed")
+            runs.append(RunRecord(d, {"run": d.name}, seed, (), rows))
+    runs.sort(key=lambda r: (r.order, r.seed if r.seed is not None else -1, str(r.dir)))
+    return runs, incomplete
+
+
+def _row(rows: list[dict[str, Any]], at: str) -> dict[str, Any]:
+    if at == "last" or "stage" in rows[-1]:
+        return rows[-1]
+    cand = [x for x in rows if "stage" not in x and isinstance(x.get("val/balanced_acc"), (int, float))]
+    return max(cand, key=lambda x: x["val/balanced_acc"]) if cand else rows[-1]
+
+
+def _value(row: dict[str, Any], key: str) -> float | None:
+    v = row.get(key)
+    if isinstance(v, list):
+        v = [x for x in v if isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)]
+        v = sum(v) / len(v) if v else None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        return None
+    return float(v)
+
+
+def _diverged(rows: list[dict[str, Any]], row: dict[str, Any]) -> bool:
+    if any(r.get("diverged") for r in rows):
+        return True
+    return any(k.startswith("loss/") and _value(row, k) is None for k in row)
+
+
+def _stats(vals: list[float]) -> dict[str, Any] | None:
+    if not vals:
+        return None
+    n = len(vals)
+    m = sum(vals) / n
+    sd = math.sqrt(sum((v - m) ** 2 for v in vals) / (n - 1)) if n > 1 else None
+    return {"mean": m, "std": sd, "n": n}
+
+
+def _parse(metric: str, at: str) -> tuple[str, str]:
+    key, _, which = metric.partition("@")
+    which = which or at
+    if which not in ("last", "selected"):
+        raise ConfigError(f"metric {metric!r}: the row must be @last or @selected")
+    return key, which
+
+
+def aggregate(
+    runs: list[RunRecord],
+    *,
+    group_by: list[str] | None = None,
+    metrics: list[str] | None = None,
+    at: str = "last",
+    paired_against: str | None = None,
+) -> list[dict[str, Any]]:
+    """Rows of mean/std/n per metric, one per group (and, with ``paired_against`` = ``AXIS=CHOICE``, one
+    per non-baseline group of per-seed differences against the run with ``AXIS=CHOICE``).
+
+    Raises:
+        ConfigError: an unknown axis in ``group_by`` or ``paired_against``, or a malformed metric.
+    """
+    if not runs:
+        raise NclabError("no complete runs found")
+    axes = list(dict.fromkeys(a for r in runs for a in r.axes))
+    group_by = axes if group_by is None else group_by
+    unknown = [a for a in group_by if a not in axes]
+    if unknown:
+        raise ConfigError(f"unknown axis {unknown[0]!r} in --group-by (the runs have: {', '.join(axes)})")
+    metrics = metrics or DEFAULT_METRICS
+    parsed = [_parse(m, at) for m in metrics]
+
+    def group_of(r: RunRecord) -> tuple[str, ...]:
+        return tuple(r.axes.get(a, "-") for a in group_by)
+
+    def read(r: RunRecord) -> tuple[bool, list[float | None]]:
+        div = False
+        vals = []
+        for key, which in parsed:
+            row = _row(r.rows, which)
+            div = div or _diverged(r.rows, row)
+            vals.append(_value(row, key))
+        return div, vals
+
+    groups: dict[tuple, list[tuple[bool, list]]] = {}
+    for r in runs:
+        groups.setdefault(group_of(r), []).append(read(r))
+    out = [_summarise(dict(zip(group_by, g)), members, metrics, "seeds") for g, members in groups.items()]
+    if paired_against:
+        axis, _, base = paired_against.partition("=")
+        if axis not in axes or not base:
+            raise ConfigError(
+                f"--paired-against must be AXIS=CHOICE with an axis of the runs ({', '.join(axes)})"
+            )
+        index = {(tuple(sorted(r.axes.items())), r.seed): r for r in runs}
+        pairs: dict[tuple, list[tuple[bool, list]]] = {}
+        for r in runs:
+            if r.axes.get(axis) == base:
+                continue
+            partner = index.get((tuple(sorted({**r.axes, axis: base}.items())), r.seed))
+            if partner is None:
+                continue
+            (da, va), (db, vb) = read(r), read(partner)
+            diff = [a - b if a is not None and b is not None else None for a, b in zip(va, vb)]
+            pairs.setdefault(group_of(r), []).append((da or db, diff))
+        for g, members in pairs.items():
+            row = _summarise(dict(zip(group_by, g)), members, metrics, "pairs")
+            out.append({**row, "paired_against": paired_against})
+    return out
+
+
+def _summarise(group: dict[str, str], members: list[tuple[bool, list]], metrics: list[str], count: str):
+    row: dict[str, Any] = {**group, count: len(members), "diverged": sum(d for d, _ in members)}
+    for i, m in enumerate(metrics):
+        if row["diverged"]:
+            row[m] = None
+        else:
+            row[m] = _stats([v[i] for _, v in members if v[i] is not None])
+    return row
+
+
+def _pct(metric: str) -> bool:
+    return "acc" in metric.partition("@")[0]
+
+
+def _cell(s: dict[str, Any] | None, metric: str, paired: bool) -> str:
+    if s is None:
+        return "-"
+    scale = 100.0 if _pct(metric) else 1.0
+    m, sd = scale * s["mean"], (scale * s["std"] if s["std"] is not None else None)
+    if paired:
+        f = ".2f" if _pct(metric) or abs(m) >= 0.01 or (sd or 0) >= 0.01 else ".4f"
+        return f"{m:+{f}}" + (f" ± {sd:{f}}" if sd is not None else "")
+    if _pct(metric):
+        return f"{m:.2f}" + (f" ± {sd:.2f}" if sd is not None else "")
+    if abs(m) < 10:
+        return f"{m:.4f}" + (f" ± {sd:.4f}" if sd is not None else "")
+    return f"{m:.3g}" + (f" ± {sd:.2g}" if sd is not None else "")
+
+
+def _md(rows: list[dict[str, Any]], group_by: list[str], metrics: list[str], count: str, paired: bool) -> str:
+    head = group_by + [count] + [f"{m} (%)" if _pct(m) else m for m in metrics]
+    if paired:
+        head = group_by + [count] + [f"d {h}" for h in head[len(group_by) + 1 :]]
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for r in rows:
+        cells = [str(r.get(a, "-")) for a in group_by] + [str(r[count])]
+        if r["diverged"]:
+            cells += ["diverged"] * len(metrics)
+        else:
+            cells += [_cell(r[m], m, paired) for m in metrics]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def format_rows(rows: list[dict[str, Any]], group_by: list[str], metrics: list[str], fmt: str) -> str:
+    """``md`` (accuracies in percent), ``csv`` or ``json`` (units of metrics.jsonl)."""
+    if fmt == "json":
+        return json.dumps(rows, indent=1)
+    main = [r for r in rows if "paired_against" not in r]
+    paired = [r for r in rows if "paired_against" in r]
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(group_by + ["seeds", "pairs", "paired_against", "diverged"]
+                   + [f"{m} {s}" for m in metrics for s in ("mean", "std", "n")])  # fmt: skip
+        for r in main + paired:
+            cells = [r.get(a, "-") for a in group_by]
+            cells += [r.get("seeds", ""), r.get("pairs", ""), r.get("paired_against", ""), r["diverged"]]
+            for m in metrics:
+                s = r[m] or {}
+                cells += [s.get("mean", ""), "" if s.get("std") is None else s["std"], s.get("n", "")]
+            w.writerow(cells)
+        return buf.getvalue().rstrip("\n")
+    if fmt != "md":
+        raise ConfigError(f"--format must be md, csv or json, got {fmt!r}")
+    text = _md(main, group_by, metrics, "seeds", False)
+    if paired:
+        text += f"\n\nPaired by seed, minus {paired[0]['paired_against']}:\n\n"
+        text += _md(paired, group_by, metrics, "pairs", True)
+    return text
+
+
+def write_block(path: str | Path, name: str, text: str) -> None:
+    """Put ``text`` between ``<!-- name:begin -->`` and ``<!-- name:end -->`` in the Markdown file ``path``
+    (replacing what was there; appended at the end when the markers are not there yet)."""
+    p = Path(path)
+    doc = p.read_text() if p.is_file() else ""
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    block = f"{begin}\n{text}\n{end}"
+    if begin in doc:
+        if end not in doc.split(begin, 1)[1]:
+            raise NclabError(f"{p}: {begin} has no matching {end}")
+        doc = doc.split(begin, 1)[0] + block + doc.split(begin, 1)[1].split(end, 1)[1]
+    else:
+        doc = doc.rstrip() + ("\n\n" if doc.strip() else "") + block + "\n"
+    rundir.write_text_atomic(p, doc)
