@@ -35,12 +35,31 @@ STATS = {
 }
 
 
+class _ArraysOnly(pickle.Unpickler):
+    """Unpickles dicts, lists, bytes and numpy arrays only: a crafted file cannot run code."""
+
+    SAFE = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.numeric", "_frombuffer"),  # protocol 5
+        ("numpy._core.numeric", "_frombuffer"),
+        ("_codecs", "encode"),  # bytes in a protocol-2 pickle written by Python 3
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.SAFE:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name} (only numpy arrays are allowed)")
+        return super().find_class(module, name)
+
+
 def _unpickle(path: Path) -> dict:
     if not path.is_file():
         raise DataError(f"missing {path}: download the python version of CIFAR and extract it under root")
     try:
         with open(path, "rb") as fh:
-            return pickle.load(fh, encoding="bytes")
+            return _ArraysOnly(fh, encoding="bytes").load()
     except Exception as err:
         raise DataError(f"cannot read {path}: {type(err).__name__}: {err} (truncated or corrupt?)") from None
 
