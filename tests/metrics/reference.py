@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def reference(h, y, w=None, b=None, center="weighted", counts=None, many=100, few=20):
+def reference(
+    h, y, w=None, b=None, center="weighted", counts=None, many=100, few=20, rcond=1e-10, stable=1e-3
+):
     h = np.asarray(h, dtype=np.float64)
     y = np.asarray(y)
     k = int(w.shape[0]) if w is not None else int(y.max()) + 1
@@ -30,8 +32,16 @@ def reference(h, y, w=None, b=None, center="weighted", counts=None, many=100, fe
     sigma_b = mt.T @ mt / kp
     # Test data has well-separated singular values, so any cutoff between the rounding level of the
     # squared form (~1e-16 relative) and the smallest genuine eigenvalue gives the same pseudo-inverse.
-    pinv = np.linalg.pinv(sigma_b, rcond=1e-10, hermitian=True)
+    pinv = np.linalg.pinv(sigma_b, rcond=rcond, hermitian=True)
     out = {"nc1": np.trace(sigma_w @ pinv) / kp}
+    # the spectrum of Sigma_B: the rank the pseudo-inverse used, its smallest kept eigenvalue relative
+    # to the largest, and NC1 over the eigenvectors with eigenvalue >= stable * largest
+    ev, vec = np.linalg.eigh(sigma_b)
+    kept = ev > rcond * ev.max()
+    out["nc1_rank"] = int(kept.sum())
+    out["nc1_min_eig_ratio"] = ev[kept].min() / ev.max()
+    big = ev >= stable * ev.max()
+    out["nc1_stable"] = sum(vec[:, j] @ sigma_w @ vec[:, j] / ev[j] for j in np.flatnonzero(big)) / kp
     pi = np.array([nk[c] / n for c in classes])
     sbw = sum(pi[j] * np.outer(mt[j], mt[j]) for j in range(kp))
     pinvw = np.linalg.pinv(sbw, rcond=1e-10, hermitian=True)
@@ -129,3 +139,22 @@ def long_tailed(k=6, d=5, seed=0, counts=None, offset=0.0, spread=1.0):
     w = rng.normal(size=(k, d))
     b = rng.normal(size=k)
     return h[perm], y[perm], w, b, counts
+
+
+def ill_conditioned_means(k=10, d=16, n=30, small=1e-4, spread=0.1, seed=0):
+    """Class means whose centred matrix has singular values 10, 9, ..., and one ``small`` times the
+    largest (Sigma_B's last eigenvalue is small^2 of its largest), and within-class noise whose sample
+    mean is exactly zero in each class, so the class means are exactly the designed ones."""
+    rng = np.random.default_rng(seed)
+    u, _ = np.linalg.qr(rng.normal(size=(k, k)))
+    c = np.eye(k) - 1.0 / k
+    uc = np.linalg.qr(c @ u[:, : k - 1])[0]  # (K, K-1) orthonormal, columns orthogonal to 1
+    v, _ = np.linalg.qr(rng.normal(size=(d, k - 1)))
+    sv = np.linspace(10.0, 3.0, k - 1)
+    sv[-1] = 10.0 * small
+    means = uc @ np.diag(sv) @ v.T + rng.normal(size=d)  # equal counts: centred = uc S V^T
+    noise = spread * rng.normal(size=(k, n, d))
+    noise -= noise.mean(1, keepdims=True)
+    h = (means[:, None, :] + noise).reshape(k * n, d)
+    y = np.repeat(np.arange(k), n)
+    return h, y

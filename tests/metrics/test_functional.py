@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from nclab.metrics import FeatureStats, SecondPass, measure, nc_metrics
-from tests.metrics.reference import long_tailed, reference
+from nclab.errors import NclabError
+from nclab.metrics import FeatureStats, NeuralCollapse, SecondPass, measure, nc_metrics
+from tests.metrics.reference import ill_conditioned_means, long_tailed, reference
 
 SCALARS = ["nc1", "nc1_weighted_sb", "nc1_cdnv", "nc2_equinorm", "nc2_equiangle", "nc2_maxangle", "nc2_etf"]
 W_SCALARS = ["nc3", "nc3_zhu", "nc4_bias", "nc4"]
@@ -24,8 +25,12 @@ def test_against_numpy_reference(center, seed):
     h, y, w, b, counts = long_tailed(k=6, d=5, seed=seed)
     ref = reference(h, y, w, b, center=center)
     got = measure(_t(h), torch.as_tensor(y), _t(w), _t(b), center=center, batch_size=17)
-    for key in SCALARS + W_SCALARS:
+    for key in SCALARS + W_SCALARS + ["nc1_stable", "nc1_min_eig_ratio"]:
         assert got[key] == pytest.approx(ref[key], rel=1e-8, abs=1e-12), key
+    assert got["nc1_rank"] == got["rank_sigma_b"] == ref["nc1_rank"]
+    assert got["undefined"] == {}
+    # seed 2 (weighted): Sigma_B's last eigenvalue is 8e-4 of the largest and carries 90% of nc1
+    assert ("nc1_ill_conditioned" in got["flags"]) == (ref["nc1"] > 10 * ref["nc1_stable"])
     pc = got["per_class"]
     np.testing.assert_allclose(pc["nc1"], ref["per_class_nc1"], rtol=1e-8)
     np.testing.assert_allclose(pc["var"], ref["per_class_var"], rtol=1e-8)
@@ -235,3 +240,54 @@ def test_nc_metrics_does_not_reuse_a_second_pass_prepared_before_more_data():
     fresh = nc_metrics(st, _t(w), _t(b))
     for key in SCALARS + ["nc3", "nc3_zhu", "nc4_bias"]:
         assert got[key] == pytest.approx(fresh[key], rel=1e-12), key
+
+
+NC1_SPECTRUM = ["nc1", "nc1_stable", "nc1_min_eig_ratio"]
+
+
+def test_nc1_dominated_by_near_coincident_means_is_flagged():
+    """issue 22: Sigma_B's last eigenvalue 1e-8 of its largest. The exact pseudo-inverse keeps it and
+    nc1 is huge; nc1_stable (eigenvalues >= 1e-3 of the largest) stays readable; the flag says so."""
+    h, y = ill_conditioned_means(small=1e-4)
+    ref = reference(h, y)
+    st = FeatureStats(10, 16)
+    st.update(_t(h), torch.as_tensor(y))
+    for got in (nc_metrics(st), measure(_t(h), torch.as_tensor(y))):
+        for key in NC1_SPECTRUM:
+            assert got[key] == pytest.approx(ref[key], rel=1e-6), key
+        assert got["nc1_rank"] == ref["nc1_rank"] == 9 and got["nc1_stable_rank"] == 8
+        assert got["nc1"] > 1e6 * got["nc1_stable"]
+        assert got["flags"] == ["nc1_ill_conditioned"]
+
+
+@pytest.mark.parametrize("rcond", [1e-6, 1e-12])
+def test_rcond_sets_the_rank_of_the_pseudo_inverse(rcond):
+    h, y = ill_conditioned_means(small=1e-4)  # the small eigenvalue ratio is 1e-8
+    ref = reference(h, y, rcond=rcond)
+    st = FeatureStats(10, 16)
+    st.update(_t(h), torch.as_tensor(y))
+    sp = SecondPass(st, rcond=rcond)
+    sp.update(_t(h), torch.as_tensor(y))
+    got = nc_metrics(st, second=sp, rcond=rcond)
+    assert got["nc1_rank"] == ref["nc1_rank"] == (8 if rcond > 1e-8 else 9)
+    for key in NC1_SPECTRUM:
+        assert got[key] == pytest.approx(ref[key], rel=1e-6), key
+    assert ("nc1_ill_conditioned" in got["flags"]) == (rcond < 1e-8)
+    # the second pass used the same rank: nc1 is the count-weighted mean of the per-class nc1
+    assert got["nc1"] == pytest.approx(float(np.mean(got["per_class"]["nc1"])), rel=1e-9)
+    m = NeuralCollapse(10, 16, rcond=rcond)
+    m.update(_t(h), torch.as_tensor(y))
+    assert m.compute()["nc1"] == pytest.approx(ref["nc1"], rel=1e-6)
+
+
+def test_stable_rcond_and_bad_rcond():
+    h, y = ill_conditioned_means(small=1e-2)  # eigenvalue ratio 1e-4: kept by 1e-3? no; by 1e-5 yes
+    st = FeatureStats(10, 16)
+    st.update(_t(h), torch.as_tensor(y))
+    for stable in (1e-3, 1e-5):
+        got = nc_metrics(st, stable_rcond=stable)
+        assert got["nc1_stable"] == pytest.approx(reference(h, y, stable=stable)["nc1_stable"], rel=1e-8)
+    assert nc_metrics(st, stable_rcond=1e-5)["nc1_stable"] == pytest.approx(nc_metrics(st)["nc1"], rel=1e-12)
+    for bad in (-1.0, 1.0, "x"):
+        with pytest.raises(NclabError, match="rcond"):
+            nc_metrics(st, rcond=bad)
