@@ -101,3 +101,46 @@ def test_reproduce_quick_writes_png_and_csv(tmp_path, paper, capsys):
 def test_reproduce_seli_quick(tmp_path):
     assert main(["ufm", "reproduce", "seli", "--out", str(tmp_path), "--quick"]) == 0
     assert (tmp_path / "seli.png").is_file()
+
+
+@pytest.mark.parametrize("lambda_b", [0.0, 0.05, 2.0])
+def test_grouped_zero_threshold_matches_the_dense_one(lambda_b):
+    from collections import Counter
+
+    from nclab.ufm.advise import grouped_zero_threshold
+    from nclab.ufm.theory import zero_threshold
+
+    g = torch.Generator().manual_seed(1)
+    for k in (2, 3, 7, 15):
+        for _ in range(6):
+            counts = (torch.randint(1, 6, (k,), generator=g) ** 2).tolist()
+            ref = zero_threshold(counts, lambda_b)
+            assert grouped_zero_threshold(Counter(counts), lambda_b) == pytest.approx(ref, rel=1e-11, abs=0)
+
+
+def test_advise_cost_follows_distinct_counts_not_classes(capsys):
+    import time
+
+    from nclab.data.profiles import exponential
+
+    counts = exponential(500, 20_000, 100)  # 20,000 classes, 496 distinct counts
+    t0, c0 = time.perf_counter(), time.process_time()
+    a = advise(counts, lambda_w=5e-4, lambda_h=5e-4)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    assert cpu < 4.0, f"advise on 20,000 classes took {cpu:.1f} s of CPU ({wall:.1f} s wall)"
+    assert len(a.thresholds) == 20_000 and a.collapsed
+    big_n = sum(counts)
+    finite = {n: t for n, t in zip(counts, a.thresholds) if math.isfinite(t)}
+    assert finite and all(t == pytest.approx(math.sqrt(n) / big_n) for n, t in finite.items())
+    assert main(["ufm", "advise", "--counts", "500x10000,5x10000", "--lambda", "1e-6"]) == 0
+    out = capsys.readouterr().out
+    assert "one row per count" in out and len(out.splitlines()) < 15 and "YES" in out
+
+
+def test_advise_refuses_counts_with_run(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "classes.json").write_text(json.dumps({"names": list("ab"), "counts": [100, 4]}))
+    assert main(["ufm", "advise", "--counts", "5x3", "--run", str(run), "--lambda", "0.1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not both" in err

@@ -13,10 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from nclab.errors import NclabError
+
+#: above this many classes ``advise`` prints one row per count instead of one per class
+MAX_CLASS_ROWS = 40
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -136,6 +140,8 @@ def _advise(args: argparse.Namespace) -> int:
     from nclab.ufm.advise import advise
 
     lw, lh, lam = args.a_lambda_w, args.a_lambda_h, args.lam
+    if args.run and args.advise_counts:
+        raise NclabError("give --counts or --run RUN_DIR, not both (--run reads the counts from the run)")
     if args.run:
         counts, lw_run, lh_run = _read_run(Path(args.run))
         lw = lw if lw is not None else lw_run
@@ -160,12 +166,26 @@ def _advise(args: argparse.Namespace) -> int:
     print(
         f"lambda = {adv.lam:.4g}   (minority collapse from {adv.max_safe_lam:.4g}, Z = 0 from {adv.zero_lam:.4g})"
     )
-    print("\n  class  count  collapsed  threshold   advised count")
-    for k, n in enumerate(adv.counts):
-        adv_n = adv.advised_counts[k] if adv.advised_counts else "-"
-        print(
-            f"  {k:>5}  {n:>5}  {'YES' if k in collapsed else 'no':>9}  {_fmt(adv.thresholds[k]):>9}   {adv_n}"
-        )
+    if len(adv.counts) <= MAX_CLASS_ROWS:
+        print("\n  class  count  collapsed  threshold   advised count")
+        for k, n in enumerate(adv.counts):
+            adv_n = adv.advised_counts[k] if adv.advised_counts else "-"
+            print(
+                f"  {k:>5}  {n:>5}  {'YES' if k in collapsed else 'no':>9}  {_fmt(adv.thresholds[k]):>9}   {adv_n}"
+            )
+    else:  # one row per count: the theory is per group, and K rows would bury the answer
+        print(f"\n  {len(adv.counts)} classes, one row per count (--json lists every class)")
+        print("\n  count  classes  collapsed  threshold   advised count")
+        first: dict[int, int] = {}
+        for k, n in enumerate(adv.counts):
+            first.setdefault(n, k)
+        sizes = Counter(adv.counts)
+        for n, k in sorted(first.items(), reverse=True):
+            adv_n = adv.advised_counts[k] if adv.advised_counts else "-"
+            print(
+                f"  {n:>5}  {sizes[n]:>7}  {'YES' if k in collapsed else 'no':>9}  "
+                f"{_fmt(adv.thresholds[k]):>9}   {adv_n}"
+            )
     if not adv.collapsed:
         print("\nno class is collapsed at this lambda: no oversampling needed")
     elif adv.oversample is None:
