@@ -196,6 +196,8 @@ def read_config(run_dir: str | Path) -> Any:
         raw = OmegaConf.load(path)
         if not isinstance(raw, DictConfig):
             raise ValueError(f"it holds a {type(raw).__name__}, not a mapping")
+        if len(raw) == 0:
+            raise ValueError("it is empty")
     except Exception as err:  # noqa: BLE001 - yaml's scanner/parser errors and OmegaConf's
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise DataError(
