@@ -100,3 +100,49 @@ def test_validate_false_still_checks_shapes():
         st.update(torch.randn(4, D), torch.zeros(3, dtype=torch.long), validate=False)
     with pytest.raises(Exception, match="dimension"):
         st.update(torch.randn(4, D + 1), torch.zeros(4, dtype=torch.long), validate=False)
+
+
+SYNCS = ("item", "__bool__", "__int__", "__float__", "__index__", "tolist", "cpu", "nonzero", "numpy")
+
+
+def _count_syncs(monkeypatch) -> dict[str, int]:
+    """Count calls of the Tensor methods that read values on the host (CPU-side counters)."""
+    seen: dict[str, int] = {}
+    for name in SYNCS:
+        orig = getattr(torch.Tensor, name)
+
+        def counted(self, *a, _orig=orig, _name=name, **k):
+            seen[_name] = seen.get(_name, 0) + 1
+            return _orig(self, *a, **k)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    orig_get = torch.Tensor.__getitem__
+
+    def getitem(self, idx):
+        items = idx if isinstance(idx, tuple) else (idx,)
+        if any(isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in items):
+            seen["bool-mask index"] = seen.get("bool-mask index", 0) + 1
+        return orig_get(self, idx)
+
+    monkeypatch.setattr(torch.Tensor, "__getitem__", getitem)
+    return seen
+
+
+def test_updates_make_no_host_sync_without_validation(monkeypatch):
+    """issue 21: FeatureStats.update made 13 host reads per call (9 boolean-mask indexings, 2 bool, 2 int),
+    SecondPass.update 6 (incl. a .cpu() of the batch); with validate=False both make none."""
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(N, D, generator=g), torch.randint(0, K, (N,), generator=g)
+    w, b = torch.randn(K, D, generator=g), torch.randn(K, generator=g)
+    st = FeatureStats(K, D)
+    st.update(x, y)
+    sp = SecondPass(st, w, b)
+    m = NeuralCollapse(K, D, validate=False)
+    seen = _count_syncs(monkeypatch)
+    st.update(x, y, validate=False)
+    st.update(x.narrow(0, 0, 3), y.narrow(0, 0, 3), validate=False)
+    sp.update(x, y, validate=False)
+    m.update(x, y)
+    assert seen == {}
+    st.update(x, y)  # the default validates: finiteness and label range, 3 reads
+    assert sum(seen.values()) == 3
