@@ -6,7 +6,7 @@ the driver is killed with SIGKILL its dashboard and runtime-env agents stay aliv
 overwrite their command line and environment, so they cannot be recognised afterwards). So a small
 watchdog process (``python -m nclab.fed.reaper``, in its own session) runs beside the simulation:
 
-- every second it records the driver's descendants (PID and start time) in ``<run>/.simulation.pids``;
+- every half second it records the driver's descendants (PID and start time) in ``<run>/.simulation.pids``;
 - it holds the read end of a pipe from the driver. When the pipe closes without the word ``done`` (the
   driver died or failed), it kills the recorded processes still alive (same PID *and* start time, so a
   reused PID is never hit) and their children;
@@ -117,11 +117,16 @@ class Reaper:
     def __enter__(self) -> Reaper:
         clean_leftovers(self.dir)
         if Path("/proc").is_dir():
+            before = ",".join(map(str, descendants(os.getpid())))  # not the simulation's: never killed
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "nclab.fed.reaper", str(os.getpid()), str(self.dir / PIDS)],
+                [sys.executable, "-m", "nclab.fed.reaper", str(os.getpid()), str(self.dir / PIDS), before],
                 stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
                 start_new_session=True,  # not killed with the driver's process group or by its Ctrl-C
             )
+            assert self._proc.stdout is not None
+            self._proc.stdout.readline()  # "ready": the simulation starts only once it is watched
+            self._proc.stdout.close()
         return self
 
     def __exit__(
@@ -153,14 +158,15 @@ def _shutdown_ray() -> None:
         pass
 
 
-def _watch(driver: int, pids_file: Path) -> int:
+def _watch(driver: int, pids_file: Path, before: set[int]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     stdin = sys.stdin.buffer
-    before = set(descendants(driver))  # the driver's children from before the simulation are not Ray's
     known: dict[int, int] = {}
+    print("ready", flush=True)
+    sys.stdout.close()
     data = b""
     while True:
-        ready, _, _ = select.select([stdin], [], [], 1.0)
+        ready, _, _ = select.select([stdin], [], [], 0.5)
         if ready:
             chunk = os.read(stdin.fileno(), 64)
             if not chunk:
@@ -183,4 +189,4 @@ def _watch(driver: int, pids_file: Path) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(_watch(int(sys.argv[1]), Path(sys.argv[2])))
+    sys.exit(_watch(int(sys.argv[1]), Path(sys.argv[2]), {int(p) for p in sys.argv[3].split(",") if p}))
