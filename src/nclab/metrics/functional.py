@@ -17,9 +17,17 @@ Definitions (docs/metrics.md, shared/DESIGN.md) with their sources:
   error exponent ||mu_i - mu_j||^2/8, consistent with Wang, Gao and Xie, AAAI 2026).
 
 Rank: Sigma_B has rank at most min(K-1, d) (weighted centring) or min(K, d); its pseudo-inverse keeps
-singular values of M~ above ``s_max * max(K, d) * eps`` (numpy's matrix_rank rule). With K > d the
-between-class space fills R^d, so ``nc1`` measures all within-class variance, not only the part in a
-(K-1)-dimensional subspace.
+singular values of M~ above ``s_max * max(K, d) * eps`` (numpy's matrix_rank rule), and with ``rcond``
+only the eigenvalues of Sigma_B above ``rcond`` times the largest. With K > d the between-class space
+fills R^d, so ``nc1`` measures all within-class variance, not only the part in a (K-1)-dimensional
+subspace. ``nc1_rank`` and ``nc1_min_eig_ratio`` say what ``nc1`` rests on; ``nc1_stable`` is NC1 over
+the eigenvalues >= ``stable_rcond`` (1e-3) times the largest, and ``flags`` holds
+``"nc1_ill_conditioned"`` when ``nc1 > 10 * nc1_stable`` (near-coincident class means dominate).
+
+Undefined values: a metric that is undefined on the data (no class with two samples) or whose float64
+computation lost its digits (a rounding estimate not below the value) is None, never a number, and
+``result["undefined"][key]`` gives the reason; a non-negative quantity is never reported negative.
+Everything is computed on the statistics' device and read back in one transfer.
 """
 
 from __future__ import annotations
