@@ -199,6 +199,13 @@ def test_a_config_the_schema_rejects_on_resume_names_the_file(smoke, tmp_path, c
     assert f"cannot resume from {run / 'config.yaml'}" in capsys.readouterr().err
 
 
+def test_a_checkpoint_that_does_not_fit_the_model_is_a_clear_error(smoke, tmp_path, capsys):
+    run = _started(smoke, tmp_path / "r")
+    assert main(["train", "--resume", str(run), "model.feature_dim=32"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "does not fit the model" in err and len(err.splitlines()) == 1
+
+
 # -- 7. nothing left behind ------------------------------------------------------------------------
 def test_a_failed_resume_leaves_nothing_in_the_run_directory(smoke, tmp_path):
     run = _started(smoke, tmp_path / "r")
