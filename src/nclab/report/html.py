@@ -40,26 +40,31 @@ def build_report(run_dirs: list[str | Path], out: str | Path) -> Path:
             r.name = f"{r.name}#{i}"
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    sections: list[tuple[str, bytes | None, str]] = [
+    # (title, PNG or None, caption, panel of plots.PANEL_KEYS whose empty axes the page names)
+    sections: list[tuple[str, bytes | None, str, str | None]] = [
         (
             "Accuracy and loss",
             plots.accuracy_loss(runs),
             "Top-1 accuracy over all classes and per training-count group, and the loss.",
+            "accuracy",
         ),
         (
             "Neural-collapse metrics",
             plots.nc_curves(runs),
             "Training-feature NC metrics per epoch (log scale); NC4 on test features.",
+            "nc",
         ),
         (
             "Per class vs training count",
             plots.per_class(runs),
             "Last evaluation: accuracy, alignment of w_k with its centred class mean, norms.",
+            "per_class",
         ),
         (
             "Minority collapse and space alignment",
             plots.collapse_curves(runs),
             "Mean pairwise cosine of the classifier rows inside a group (1 = collapsed; -1/(K-1) = ETF) and the error-exponent ratio cos^2(angle(w_i - w_j, mu_i - mu_j)).",
+            "collapse",
         ),
     ]
     for r in runs:
@@ -68,6 +73,7 @@ def build_report(run_dirs: list[str | Path], out: str | Path) -> Path:
                 f"Geometry of {r.name}",
                 plots.gram_heatmaps(r),
                 "Gram matrices of the last evaluation next to the simplex-ETF and SELI targets for the run's counts.",
+                None,
             )
         )
     parts = [
@@ -93,11 +99,17 @@ def build_report(run_dirs: list[str | Path], out: str | Path) -> Path:
     parts.append(
         "<p>Training counts: " + "; ".join(f"{html.escape(r.name)}: {r.counts}" for r in runs) + "</p>"
     )
-    for i, (title, png, caption) in enumerate(sections):
+    for i, (title, png, caption, panel) in enumerate(sections):
         parts.append(f"<h2>{html.escape(title)}</h2>")
+        empty = plots.empty_axes(runs, panel) if panel else []
         if png is None:
+            why = "; ".join(dict.fromkeys(reason for _, reason in empty))
+            if not why and panel is None:
+                why = "no geometry/*.npz with class means and classifier weights in this run directory"
             parts.append(
-                "<p class='note'>Not available: the run directories hold no data for this panel.</p>"
+                "<p class='note'>Not available: "
+                + html.escape(why or "the run directories hold no data for this panel")
+                + ".</p>"
             )
             continue
         (out.parent / f"{out.stem}_{i}.png").write_bytes(png)
@@ -105,6 +117,12 @@ def build_report(run_dirs: list[str | Path], out: str | Path) -> Path:
         parts.append(
             f"<p>{html.escape(caption)}</p><img alt='{html.escape(title)}' src='data:image/png;base64,{b64}'>"
         )
+        if empty:
+            parts.append(
+                "<ul class='note'>"
+                + "".join(f"<li>{html.escape(t)}: empty, {html.escape(why)}.</li>" for t, why in empty)
+                + "</ul>"
+            )
     parts.append("</body></html>")
     out.write_text("\n".join(parts))
     return out

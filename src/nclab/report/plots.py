@@ -1,16 +1,90 @@
 """The report's figures (matplotlib, imported here only). Each returns PNG bytes or None when the runs
-lack what the panel needs (the page then says so instead of failing)."""
+lack what the panel needs (the page then says so instead of failing). An axis whose metric no run
+recorded says why inside the axis (:func:`missing_reason`: an empty count group, NC tracking off, ...),
+and the page repeats that under the figure (:func:`empty_axes`)."""
 
 from __future__ import annotations
 
 import io
 import math
+import re
+import textwrap
 
 import numpy as np
 
 from nclab.report.rundir import Run
 
 GROUPS = ("all", "many", "medium", "few")
+#: the count thresholds of the many/medium/few groups (nclab.metrics.groups.split_groups defaults)
+MANY, FEW = 100, 20
+
+
+def missing_reason(runs: list[Run], key: str) -> str | None:
+    """Why no run has a value of ``key`` (None when one has): in words, for the figure and the page.
+
+    Example:
+        >>> from pathlib import Path
+        >>> run = Run(Path("r"), "r", [{"epoch": 1, "acc/all": 0.5}], [6000, 600, 60], ["a", "b", "c"])
+        >>> missing_reason([run], "nc/groups/few/minority_collapse")
+        'no few-shot classes: every class has at least 20 training samples (60 to 6000 here)'
+    """
+    for r in runs:
+        if r.series(key)[0] or r.last.get(key) is not None:
+            return None
+    m = re.match(r"^(?:acc|nc|nc_test)/(?:groups/)?(many|medium|few)\b", key)
+    if m:
+        group = m.group(1)
+        sizes = [c for r in runs for c in r.counts]
+        members = {
+            "many": [c for c in sizes if c > MANY],
+            "medium": [c for c in sizes if FEW <= c <= MANY],
+            "few": [c for c in sizes if c < FEW],
+        }[group]
+        if sizes and not members:
+            rule = {
+                "many": f"no class has more than {MANY} training samples",
+                "medium": f"no class has {FEW} to {MANY} training samples",
+                "few": f"every class has at least {FEW} training samples",
+            }[group]
+            return f"no {group}-shot classes: {rule} ({min(sizes)} to {max(sizes)} here)"
+        if key.endswith("minority_collapse") and len(members) < 2:
+            return f"the {group}-shot group has fewer than 2 classes: no pair to compare"
+    if key.startswith("nc_test/"):
+        return "not recorded: the runs measured no NC on test features"
+    if key.startswith("nc/align/"):
+        return "not recorded: the space-alignment metrics need NC tracking and a classifier"
+    if key.startswith("nc/"):
+        return "not recorded: NC tracking was off in these runs (train.nc_tracking)"
+    if key.startswith("loss/"):
+        return f"not recorded: no {key.split('/', 1)[1]} loss in metrics.jsonl"
+    return f"not recorded: no {key} in metrics.jsonl"
+
+
+def empty_axes(runs: list[Run], panel: str) -> list[tuple[str, str]]:
+    """(axis title, reason) of each axis of ``panel`` (a key of :data:`PANEL_KEYS`) no run can fill."""
+    out = []
+    for key, title in PANEL_KEYS[panel]:
+        why = missing_reason(runs, key)
+        if why is not None:
+            out.append((title, why))
+    return out
+
+
+def _note(ax, text: str) -> None:
+    """Say inside an empty axis why it is empty."""
+    ax.text(
+        0.5,
+        0.5,
+        textwrap.fill(text, 34),
+        ha="center",
+        va="center",
+        transform=ax.transAxes,
+        fontsize=8,
+        color="0.35",
+        style="italic",
+    )
+    ax.set_xticks([])
+    ax.set_yticks([])
 
 
 def _plt():
@@ -47,8 +121,11 @@ def accuracy_loss(runs: list[Run]) -> bytes | None:
     axes[0].set(xlabel="epoch", ylabel="top-1 accuracy", title="accuracy (all / many / medium / few)")
     axes[1].set(xlabel="epoch", ylabel="loss", title="loss")
     for ax in axes:
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
+    if not axes[1].get_legend_handles_labels()[0]:
+        _note(axes[1], missing_reason(runs, "loss/train") or "no values")
     fig.tight_layout()
     return _png(fig)
 
@@ -70,6 +147,8 @@ def nc_curves(runs: list[Run]) -> bytes | None:
         ax.grid(alpha=0.3, which="both")
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
+        else:
+            _note(ax, missing_reason(runs, key) or "no values")
     fig.tight_layout()
     return _png(fig)
 
@@ -109,10 +188,13 @@ def per_class(runs: list[Run]) -> bytes | None:
     if not drawn:
         _plt().close(fig)
         return None
-    for ax, t in zip(axes, ("per-class accuracy", "per-class alignment", "classifier and feature norms")):
+    for ax, (key, t) in zip(axes, PANEL_KEYS["per_class"]):
         ax.set_title(t)
-        ax.legend(fontsize=7)
-        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+            ax.grid(alpha=0.3)
+        else:
+            _note(ax, missing_reason(runs, key) or "no values of the length of the class list")
     fig.tight_layout()
     return _png(fig)
 
@@ -162,12 +244,7 @@ def gram_heatmaps(run: Run) -> bytes | None:
 
 
 def collapse_curves(runs: list[Run]) -> bytes | None:
-    keys = [
-        ("nc/groups/few/minority_collapse", "minority-collapse index (few)"),
-        ("nc/groups/medium/minority_collapse", "minority-collapse index (medium)"),
-        ("nc/align/ee_ratio_mean", "error-exponent ratio (mean)"),
-        ("nc/align/ee_ratio_min", "error-exponent ratio (min)"),
-    ]
+    keys = PANEL_KEYS["collapse"]
     if not any(r.series(k)[0] for r in runs for k, _ in keys):
         return None
     plt = _plt()
@@ -181,5 +258,25 @@ def collapse_curves(runs: list[Run]) -> bytes | None:
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
+        else:
+            _note(ax, missing_reason(runs, key) or "no values")
     fig.tight_layout()
     return _png(fig)
+
+
+#: panel -> (metrics.jsonl key, axis title) of each axis (or curve group) that may be empty
+PANEL_KEYS: dict[str, list[tuple[str, str]]] = {
+    "accuracy": [(f"acc/{g}", f"accuracy ({g})") for g in GROUPS] + [("loss/train", "training loss")],
+    "nc": [(k, k) for k in NC_KEYS],
+    "per_class": [
+        ("acc/per_class", "per-class accuracy"),
+        ("nc/per_class/align_cos", "per-class alignment"),
+        ("nc/per_class/w_norm", "classifier and feature norms"),
+    ],
+    "collapse": [
+        ("nc/groups/few/minority_collapse", "minority-collapse index (few)"),
+        ("nc/groups/medium/minority_collapse", "minority-collapse index (medium)"),
+        ("nc/align/ee_ratio_mean", "error-exponent ratio (mean)"),
+        ("nc/align/ee_ratio_min", "error-exponent ratio (min)"),
+    ],
+}
