@@ -8,7 +8,9 @@ every ``every`` seconds instead, and none at all for work that ends sooner. Prog
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from typing import IO, Any, Generic, TypeVar
@@ -20,11 +22,19 @@ class _Lines(Generic[T]):
     """The off-terminal stand-in of a tqdm bar (``update``, ``set_postfix_str``, ``close``, iteration)."""
 
     def __init__(
-        self, iterable: Iterable[T] | None, total: int | None, desc: str, unit: str, every: float, file: IO
+        self,
+        iterable: Iterable[T] | None,
+        total: int | None,
+        desc: str,
+        unit: str,
+        every: float,
+        file: IO,
+        initial: int = 0,
+        announce: bool = False,
     ):
         self.iterable, self.total, self.desc, self.unit = iterable, total, desc, unit
-        self.every, self.file = every, file
-        self.n = 0
+        self.every, self.file, self.announce = every, file, announce
+        self.n = initial
         self.postfix = ""
         self._t0 = self._last = time.monotonic()
 
@@ -43,6 +53,9 @@ class _Lines(Generic[T]):
 
     def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
         self.postfix = s
+        if self.announce and s:  # a new stage of long work: say it now, not after `every` seconds
+            self._last = time.monotonic()
+            self._line(self._last)
 
     def update(self, n: int = 1) -> None:
         self.n += n
@@ -73,6 +86,8 @@ def progress(
     unit: str = "it",
     every: float = 10.0,
     file: IO | None = None,
+    initial: int = 0,
+    announce: bool = False,
 ) -> Any:
     """A progress bar over ``iterable`` (or updated by hand with ``update(n)``), shown on stderr.
 
@@ -83,6 +98,9 @@ def progress(
         unit: what a step is ("round", "batch").
         every: off a terminal, seconds between plain lines.
         file: the stream (default ``sys.stderr``).
+        initial: steps already done (a resumed run).
+        announce: off a terminal, print a line at once on every ``set_postfix_str`` (the start of a
+            long step, such as a federated round), not only every ``every`` seconds.
 
     Returns:
         A ``tqdm`` bar on a terminal, else an object with the same ``update``/``close``/iteration.
@@ -99,5 +117,54 @@ def progress(
     if isatty is not None and isatty():
         from tqdm import tqdm
 
-        return tqdm(iterable, total=total, desc=desc, unit=unit, file=stream, disable=None, leave=False)
-    return _Lines(iterable, total, desc, unit, every, stream)
+        return tqdm(
+            iterable,
+            total=total,
+            desc=desc,
+            unit=unit,
+            file=stream,
+            disable=None,
+            leave=False,
+            initial=initial,
+        )
+    return _Lines(iterable, total, desc, unit, every, stream, initial, announce)
+
+
+@contextlib.contextmanager
+def busy(desc: str, *, every: float = 10.0, file: IO | None = None, tick: float = 0.5) -> Iterator[None]:
+    """Show that one long call (no steps to count) is still running: elapsed seconds beside ``desc``.
+
+    A background thread refreshes a tqdm line on a terminal every ``tick`` seconds; off a terminal
+    it prints ``desc: N s`` every ``every`` seconds, so work shorter than that prints nothing.
+
+    Example:
+        >>> import io
+        >>> with busy("reading", file=io.StringIO()):
+        ...     pass
+    """
+    stream = file if file is not None else sys.stderr
+    isatty = getattr(stream, "isatty", None)
+    tty = bool(isatty is not None and isatty())
+    done = threading.Event()
+    t0 = time.monotonic()
+    if tty:
+        from tqdm import tqdm
+
+        bar = tqdm(desc=desc, total=None, bar_format="{desc}: {elapsed}", file=stream, leave=False)
+
+    def beat() -> None:
+        while not done.wait(tick if tty else every):
+            if tty:
+                bar.refresh()
+            else:
+                print(f"{desc}: {time.monotonic() - t0:.0f} s", file=stream, flush=True)
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+        if tty:
+            bar.close()

@@ -140,23 +140,26 @@ def print_table(res: dict[str, Any]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from nclab.metrics import measure
+    from nclab.progress import busy
 
-    data = load_feature_file(args.file)
+    with busy(f"nclab measure: reading {args.file}"):  # large files: elapsed time on stderr
+        data = load_feature_file(args.file)
     counts = data.get(args.counts_key)
     if args.counts_key != "counts" and counts is None:
         raise DataError(f"{args.file!r} has no key {args.counts_key!r}")
     feats = data["features"]
     if feats.is_floating_point() and feats.dtype not in (torch.float32, torch.float64):
         feats = feats.float()
-    res = measure(
-        feats,
-        data["labels"],
-        data.get("weights"),
-        data.get("bias"),
-        center=args.center,
-        counts=None if counts is None else counts.tolist(),
-        allow_missing=args.allow_missing,
-    )
+    with busy(f"nclab measure: {feats.shape[0]} x {feats.shape[1]} features"):
+        res = measure(
+            feats,
+            data["labels"],
+            data.get("weights"),
+            data.get("bias"),
+            center=args.center,
+            counts=None if counts is None else counts.tolist(),
+            allow_missing=args.allow_missing,
+        )
     if args.json:
         print(json.dumps(res))
     else:

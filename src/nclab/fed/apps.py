@@ -27,6 +27,7 @@ from nclab.fed.config import FedConfig, load_fed_config
 from nclab.fed.gela import gela_scales
 from nclab.fed.local import LocalConfig, local_train, missing_class_cosine, predict
 from nclab.fed.setup import FedSetup, get_setup
+from nclab.progress import progress
 
 
 def _seed(*parts: int) -> int:
@@ -103,7 +104,8 @@ def weighted_average(results: list[tuple[list[np.ndarray], int]]) -> list[np.nda
 class NclabStrategy(FedAvg):
     """FedAvg with seeded client sampling, sample-weighted aggregation and a per-round callback.
 
-    ``on_round(round, aggregated tensors, client metrics)`` evaluates, logs and checkpoints.
+    ``on_round(round, aggregated tensors, client metrics)`` evaluates, logs and checkpoints. Progress
+    over the rounds goes to stderr: a bar on a terminal, else a line when each round starts.
     """
 
     def __init__(
@@ -124,6 +126,7 @@ class NclabStrategy(FedAvg):
         self.cfg = cfg
         self.on_round = on_round
         self.round_offset = round_offset
+        self._bar: Any = None
 
     def configure_fit(self, server_round, parameters, client_manager):
         rnd = server_round + self.round_offset
@@ -133,6 +136,15 @@ class NclabStrategy(FedAvg):
         if not client_manager.wait_for(self.cfg.clients_per_round, timeout=300):
             raise RuntimeError(f"only {client_manager.num_available()} Flower node(s) connected in 300 s")
         nodes = sorted(client_manager.all().values(), key=lambda c: c.cid)
+        if self._bar is None:
+            self._bar = progress(
+                total=self.cfg.rounds,
+                initial=self.round_offset,
+                desc="federated rounds",
+                unit="round",
+                announce=True,
+            )
+        self._bar.set_postfix_str(f"round {rnd}/{self.cfg.rounds}: {len(pids)} clients training")
         return [
             (nodes[i % len(nodes)], FitIns(parameters, {"partition_id": int(pid), "round": rnd}))
             for i, pid in enumerate(pids)
@@ -144,6 +156,10 @@ class NclabStrategy(FedAvg):
         pairs = [(parameters_to_ndarrays(r.parameters), r.num_examples) for _, r in results]
         agg = weighted_average(pairs)
         self.on_round(server_round + self.round_offset, agg, [dict(r.metrics) for _, r in results])
+        if self._bar is not None:
+            self._bar.update(1)
+            if server_round + self.round_offset >= self.cfg.rounds:
+                self._bar.close()
         return ndarrays_to_parameters(agg), {}
 
     def configure_evaluate(self, server_round, parameters, client_manager):
