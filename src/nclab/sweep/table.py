@@ -253,7 +253,7 @@ def write_block(path: str | Path, name: str, text: str) -> None:
     p = Path(path)
     doc = p.read_text() if p.is_file() else ""
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
-    block = f"{begin}\n{text}\n{end}"
+    block = f"{begin}\n{text.rstrip()}\n\n{end}"
     if begin in doc:
         if end not in doc.split(begin, 1)[1]:
             raise NclabError(f"{p}: {begin} has no matching {end}")
