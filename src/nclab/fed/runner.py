@@ -193,7 +193,11 @@ def _simulate(cfg: FedConfig, run: FedRun) -> Path:
             server_app=server,
             client_app=make_client_app(cfg),
             num_supernodes=cfg.clients_per_round,
-            backend_config={"client_resources": {"num_cpus": 1, "num_gpus": float(cfg.client_gpus)}},
+            backend_config={
+                "client_resources": {"num_cpus": 1, "num_gpus": float(cfg.client_gpus)},
+                # a private Ray instance: never attach to another run's (or a dead) cluster
+                "init_args": {"address": "local"},
+            },
         )
     if run.done_rounds < cfg.rounds:
         raise NclabError(
