@@ -1,0 +1,51 @@
+"""`nclab table` on hand-written run directories: plain runs (axis `run`), the selected row, csv, and
+runs that diverged shown as `diverged` instead of numbers."""
+
+import csv
+import io
+import json
+
+from nclab.cli import main
+from nclab.sweep.table import aggregate, find_runs, load_runs
+
+
+def _run(d, rows, epochs=2, seed=0, axes=None):
+    d.mkdir(parents=True)
+    (d / "config.yaml").write_text(f"train: {{epochs: {epochs}, seed: {seed}}}\nstage2: {{method: none}}\n")
+    (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    if axes is not None:
+        (d / "sweep.json").write_text(json.dumps({"axes": axes, "seed": seed, "order": [0]}))
+    return d
+
+
+def test_plain_runs_selected_rows_and_csv(tmp_path, capsys):
+    rows = [
+        {"epoch": 1, "acc/all": 0.5, "val/balanced_acc": 0.9, "acc/per_class": [0.0, 1.0], "loss/test": 1.0},
+        {"epoch": 2, "acc/all": 0.7, "val/balanced_acc": 0.8, "acc/per_class": [0.5, 1.0], "loss/test": 0.5},
+    ]
+    _run(tmp_path / "a", rows)
+    _run(tmp_path / "b", rows[:1], epochs=2)  # incomplete: left out
+    runs, incomplete = load_runs(find_runs([tmp_path]))
+    assert [r.axes for r in runs] == [{"run": "a"}] and incomplete == [tmp_path / "b"]
+    out = aggregate(runs, metrics=["acc/all", "acc/all@selected", "acc/per_class", "acc/few"])
+    assert out[0]["acc/all"] == {"mean": 0.7, "std": None, "n": 1}
+    assert out[0]["acc/all@selected"]["mean"] == 0.5  # epoch 1 has the best validation accuracy
+    assert out[0]["acc/per_class"]["mean"] == 0.75 and out[0]["acc/few"] is None
+    assert main(["table", str(tmp_path / "a"), "--metrics", "acc/all", "--format", "csv"]) == 0
+    table = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert table[0]["run"] == "a" and float(table[0]["acc/all mean"]) == 0.7 and table[0]["acc/all std"] == ""
+
+
+def test_a_diverged_run_shows_as_diverged(tmp_path, capsys):
+    ok = [{"epoch": 1, "acc/all": 0.6, "loss/test": 0.4}]
+    _run(tmp_path / "m=a" / "seed=0", ok, epochs=1, axes={"m": "a"})
+    _run(tmp_path / "m=a" / "seed=1", [{"epoch": 1, "acc/all": 0.1, "loss/test": None}], 1, 1, {"m": "a"})
+    _run(tmp_path / "m=b" / "seed=0", [{**ok[0], "diverged": True}], epochs=1, axes={"m": "b"})
+    _run(tmp_path / "m=c" / "seed=0", ok, epochs=1, axes={"m": "c"})
+    assert main(["table", str(tmp_path), "--metrics", "acc/all", "--format", "json"]) == 0
+    rows = {r["m"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["a"]["diverged"] == 1 and rows["a"]["acc/all"] is None
+    assert rows["b"]["diverged"] == 1 and rows["c"]["diverged"] == 0 and rows["c"]["acc/all"]["mean"] == 0.6
+    assert main(["table", str(tmp_path), "--metrics", "acc/all"]) == 0
+    md = capsys.readouterr().out
+    assert "| a | 2 | diverged |" in md and "| c | 1 | 60.00 |" in md
