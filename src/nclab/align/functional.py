@@ -68,3 +68,13 @@ def reg_loss(w: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | Non
         return (1 - cos).mean()
     wt = weights.to(cos) / weights.sum()
     return ((1 - cos) * wt).sum()
+
+
+def masked_reg_loss(w: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """SpA-Reg over the rows with a positive weight: sum_k weights_k (1 - cos(w_k, t_k)) / sum weights
+    (0 when every weight is 0). Equals :func:`reg_loss` on the selected rows (uniform weights: their
+    mean) without selecting them, so a training step needs no host read of which rows they are."""
+    _check(w, targets)
+    cos = F.cosine_similarity(w, targets, dim=1)
+    wt = weights.to(cos)
+    return ((1 - cos) * wt).sum() / wt.sum().clamp_min(torch.finfo(cos.dtype).tiny)

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from nclab.align.functional import project_gradient, reg_loss, slerp_toward
+from nclab.align.functional import masked_reg_loss, project_gradient, slerp_toward
 from nclab.align.tracker import EMAClassMeans
 from nclab.errors import ConfigError
 from nclab.train.hooks import HookContext, TrainHook
@@ -99,25 +99,29 @@ class SpAReg(TrainHook):
         self.counts = torch.tensor(counts, dtype=torch.float32) if (weighting == "count" and counts) else None
 
     def extra_loss(self, features, logits, labels, ctx):
-        seen = self.tracker.seen
-        if not bool(seen.any()):
-            return None
+        # the classes the tracker has seen, as a mask (no host read); nothing before the first
+        seen = self.tracker.seen.to(features.device)
         w = self.head.weight
         total = features.new_zeros(())
         if self.side in ("head", "both"):
-            idx = seen.nonzero().flatten().to(w.device)
-            t = self.tracker.targets().to(w)[idx].detach()
-            wts = self.counts[idx.cpu()].to(w) if self.counts is not None else None
-            total = total + reg_loss(w[idx], t, wts)
+            t = self.tracker.targets().to(w).detach()
+            wts = seen.to(w.dtype) * (self.counts.to(w) if self.counts is not None else 1.0)
+            total = total + masked_reg_loss(w, t, wts)
         if self.side in ("features", "both"):
             # features side: pull each (centred) batch feature toward its class's classifier row
             centred = features - features.mean(0, keepdim=True)
             total = total + (1 - F.cosine_similarity(centred, w.detach()[labels], dim=1)).mean()
-        return self.lam * total
+        return self.lam * total * seen.any()
 
 
 def build_hooks(
-    cfg: Any, head: torch.nn.Module, num_classes: int, dim: int, counts: list[int] | None = None
+    cfg: Any,
+    head: torch.nn.Module,
+    num_classes: int,
+    dim: int,
+    counts: list[int] | None = None,
+    *,
+    device: torch.device | str | None = None,
 ) -> list[TrainHook]:
     """Hooks for the configured strategies (``cfg.strategies``: any of proj, slerp, reg)."""
     strategies = list(cfg.strategies)
@@ -126,7 +130,7 @@ def build_hooks(
         raise ConfigError(f"unknown align strategies {unknown}; choose from proj, slerp, reg")
     if not strategies:
         return []
-    tracker = EMAClassMeans(num_classes, dim, momentum=cfg.momentum, centered=cfg.centered)
+    tracker = EMAClassMeans(num_classes, dim, momentum=cfg.momentum, centered=cfg.centered, device=device)
     hooks: list[TrainHook] = [TrackerHook(tracker)]
     for s in strategies:
         if s == "proj":

@@ -17,35 +17,52 @@ import torch.nn.functional as F
 class EMAClassMeans:
     """EMA class means (K, d); ``targets()`` gives the unit (centred) directions."""
 
-    def __init__(self, num_classes: int, dim: int, *, momentum: float = 0.9, centered: bool = True):
+    def __init__(
+        self,
+        num_classes: int,
+        dim: int,
+        *,
+        momentum: float = 0.9,
+        centered: bool = True,
+        device: torch.device | str | None = None,
+    ):
         self.momentum, self.centered = float(momentum), bool(centered)
-        self.means = torch.zeros(num_classes, dim)
-        self.seen = torch.zeros(num_classes, dtype=torch.bool)
+        self.means = torch.zeros(num_classes, dim, device=device)
+        self.seen = torch.zeros(num_classes, dtype=torch.bool, device=device)
+
+    def to(self, device: torch.device | str) -> EMAClassMeans:
+        """Move the state to ``device`` (the training loop keeps it beside the features)."""
+        self.means, self.seen = self.means.to(device), self.seen.to(device)
+        return self
 
     @torch.no_grad()
     def update(self, features: torch.Tensor, labels: torch.Tensor) -> None:
+        """One EMA step from a batch, on the device of the state, without a host synchronisation."""
         k = self.means.shape[0]
-        f = features.detach().float()
-        sums = torch.zeros(k, f.shape[1], device=f.device).index_add_(0, labels, f)
-        cnt = torch.bincount(labels, minlength=k).float().to(f.device)
+        dev = self.means.device
+        f = features.detach().float().to(dev)
+        labels = labels.to(dev)
+        sums = torch.zeros(k, f.shape[1], device=dev).index_add_(0, labels, f)
+        cnt = torch.zeros(k, device=dev).index_add_(0, labels, torch.ones_like(labels, dtype=f.dtype))
         if dist.is_available() and dist.is_initialized():
             dist.all_reduce(sums)
             dist.all_reduce(cnt)
-        sums, cnt = sums.cpu(), cnt.cpu()
-        present = cnt > 0
-        batch = sums[present] / cnt[present, None]
-        old = self.means[present]
-        first = ~self.seen[present]
-        new = torch.where(first[:, None], batch, self.momentum * old + (1 - self.momentum) * batch)
-        self.means[present] = new
-        self.seen |= present
+        present = (cnt > 0)[:, None]
+        batch = sums / cnt.clamp_min(1)[:, None]
+        ema = self.momentum * self.means + (1 - self.momentum) * batch
+        new = torch.where(self.seen[:, None], ema, batch)
+        self.means = torch.where(present, new, self.means)
+        self.seen = self.seen | present[:, 0]
 
     def targets(self) -> torch.Tensor:
-        """Unit directions of the means, centred on their (class-balanced) average when ``centered``."""
+        """Unit directions of the means, centred on their (class-balanced) average over the classes
+        seen when ``centered`` (masked arithmetic: no host read)."""
         m = self.means
-        if self.centered and bool(self.seen.any()):
-            m = m - m[self.seen].mean(0)
-        return F.normalize(torch.where(self.seen[:, None], m, torch.zeros_like(m)), dim=1)
+        seen = self.seen[:, None]
+        if self.centered:
+            n = self.seen.sum().clamp_min(1)
+            m = m - torch.where(seen, m, torch.zeros_like(m)).sum(0) / n
+        return F.normalize(torch.where(seen, m, torch.zeros_like(m)), dim=1)
 
     def state_dict(self) -> dict[str, Any]:
         return {"means": self.means.clone(), "seen": self.seen.clone()}

@@ -64,22 +64,50 @@ class _Images(torch.utils.data.Dataset):
         return self.view.dataset[int(self.view.indices[i])][0]
 
 
+class _Batches:
+    """A batch sampler whose batches are replaced before each pass, so that one DataLoader (and its
+    persistent workers) serves every epoch."""
+
+    def __init__(self) -> None:
+        self.lists: list[list[int]] = []
+
+    def __iter__(self):
+        return iter(self.lists)
+
+    def __len__(self) -> int:
+        return len(self.lists)
+
+
 def iter_batches(
-    x: torch.Tensor | LazyImages, batches: Sequence[torch.Tensor | Sequence[int]]
+    x: torch.Tensor | LazyImages,
+    batches: Sequence[torch.Tensor | Sequence[int]],
+    device: torch.device | str | None = None,
 ) -> Iterator[torch.Tensor]:
-    """Yield ``x[b]`` for each index batch ``b`` in order (uint8 or float tensors)."""
+    """Yield ``x[b]`` for each index batch ``b`` in order (uint8 or float tensors).
+
+    A tensor already on ``device`` is indexed there. For a ``LazyImages``, one DataLoader per view is
+    kept with persistent workers (no worker start-up per pass) and, when ``device`` is CUDA, pinned
+    batches for non-blocking copies."""
     if isinstance(x, torch.Tensor):
         for b in batches:
-            yield x[b]
+            yield x[b.to(x.device) if isinstance(b, torch.Tensor) else b]
         return
-    lists = [torch.as_tensor(b, dtype=torch.long).tolist() for b in batches]
-    loader = torch.utils.data.DataLoader(
-        _Images(x),
-        batch_sampler=lists,
-        num_workers=x.num_workers,
-        collate_fn=torch.stack,
-        persistent_workers=False,
-    )
+    pin = torch.device(device).type == "cuda" and torch.cuda.is_available() if device is not None else False
+    key = ("_loader", pin)
+    cached = x.__dict__.get(key)
+    if cached is None:
+        sampler = _Batches()
+        loader = torch.utils.data.DataLoader(
+            _Images(x),
+            batch_sampler=sampler,
+            num_workers=x.num_workers,
+            collate_fn=torch.stack,
+            persistent_workers=x.num_workers > 0,
+            pin_memory=pin,
+        )
+        cached = x.__dict__[key] = (sampler, loader)
+    sampler, loader = cached
+    sampler.lists = [torch.as_tensor(b, dtype=torch.long).tolist() for b in batches]
     yield from loader
 
 

@@ -35,7 +35,7 @@ class Sampler:
     """Base: ``class_probs(epoch)`` (None = plain permutation) defines the epoch's draw."""
 
     def __init__(self, labels: torch.Tensor, counts: Sequence[int], *, seed: int = 0):
-        self.labels = torch.as_tensor(labels).long()
+        self.labels = torch.as_tensor(labels).long().cpu()  # index orders are drawn on the host
         self.counts = torch.as_tensor(list(counts), dtype=torch.float64)
         if len(self.labels) == 0 or (self.counts <= 0).any():
             raise ConfigError("samplers need labels and positive class counts")

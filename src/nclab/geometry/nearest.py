@@ -72,10 +72,11 @@ class _PolarFactor(torch.autograd.Function):
     """P = U V^T for A = U S V^T, with the analytic backward documented in the module."""
 
     @staticmethod
-    def forward(ctx, a: torch.Tensor) -> torch.Tensor:  # (..., d, K)
+    def forward(ctx, a: torch.Tensor, complete: bool = True) -> torch.Tensor:  # (..., d, K)
         u, s, vh = torch.linalg.svd(a, full_matrices=False)
         v = vh.mT
-        u, v = _complete(u, v, s)
+        if complete:
+            u, v = _complete(u, v, s)
         ctx.save_for_backward(u, s, v)
         return u @ v.mT
 
@@ -94,15 +95,24 @@ class _PolarFactor(torch.autograd.Function):
         gv = g @ v  # (..., d, K)
         perp = gv - u @ (u.mT @ gv)
         grad = grad + (perp * s_pinv[..., None, :]) @ v.mT
-        return grad
+        return grad, None
 
 
-def polar_factor(a: torch.Tensor) -> torch.Tensor:
-    """Orthonormal polar factor U V^T of ``a`` (..., d, K), d >= K, with the analytic backward."""
-    return _PolarFactor.apply(a)
+def polar_factor(a: torch.Tensor, *, complete: bool = True) -> torch.Tensor:
+    """Orthonormal polar factor U V^T of ``a`` (..., d, K), d >= K, with the analytic backward.
+
+    ``complete=False`` skips the completion of a zero singular pair (which reads the singular values
+    on the host); only for ``a`` known to have full rank."""
+    return _PolarFactor.apply(a, complete)
 
 
-def nearest_etf(means: torch.Tensor, prev: torch.Tensor | None = None, delta: float = 1e-3) -> torch.Tensor:
+def nearest_etf(
+    means: torch.Tensor,
+    prev: torch.Tensor | None = None,
+    delta: float = 1e-3,
+    *,
+    check_finite: bool = True,
+) -> torch.Tensor:
     """Exact minimiser P* (d x K) of the nearest-ETF problem; batched over leading dimensions.
 
     Args:
@@ -110,6 +120,9 @@ def nearest_etf(means: torch.Tensor, prev: torch.Tensor | None = None, delta: fl
             caller, as in the paper; the minimiser does not depend on that scale when ``prev`` is None).
         prev: P_prev (..., d, K) for the proximal term, or None.
         delta: weight of the proximal term (paper: 1e-3).
+        check_finite: raise on NaN/Inf in ``means``. ``False`` (with ``prev``) makes the call free of
+            host synchronisations, for use every training step on a GPU: the proximal term makes A
+            full rank, so no completion of a zero singular pair is needed either.
 
     Returns:
         P* (..., d, K) with orthonormal columns; differentiable in ``means`` (and ``prev``).
@@ -128,7 +141,7 @@ def nearest_etf(means: torch.Tensor, prev: torch.Tensor | None = None, delta: fl
         raise NclabError(f"nearest_etf needs at least 2 classes, got K={k}")
     if d < k:
         raise NclabError(f"nearest_etf needs d >= K (P has K orthonormal columns in R^d), got d={d}, K={k}")
-    if not torch.isfinite(means).all():
+    if check_finite and not torch.isfinite(means).all():
         raise NclabError("nearest_etf: means contain NaN or Inf")
     c = centering_matrix(k, dtype=means.dtype).to(means.device)
     a = (2.0 / math.sqrt(k - 1)) * means @ c
@@ -138,7 +151,7 @@ def nearest_etf(means: torch.Tensor, prev: torch.Tensor | None = None, delta: fl
                 f"prev must have the shape of means {tuple(means.shape)}, got {tuple(prev.shape)}"
             )
         a = a + delta * prev
-    return polar_factor(a)
+    return polar_factor(a, complete=check_finite or prev is None)
 
 
 def etf_classifier(p: torch.Tensor) -> torch.Tensor:

@@ -82,25 +82,69 @@ class NearestETFHead(nn.Module):
         self.bias = None
 
     @torch.no_grad()
-    def update_means(self, features: torch.Tensor, labels: torch.Tensor) -> None:
-        """EMA of the class means from a batch (absent classes unchanged), then the nearest ETF."""
+    def update_means(self, features: torch.Tensor, labels: torch.Tensor, *, refresh: bool = True) -> None:
+        """EMA of the class means from a batch (absent classes unchanged; a class's first batch sets
+        its mean), then, with ``refresh``, the nearest ETF (:meth:`refresh`). Masked arithmetic on the
+        device: no host synchronisation."""
         k = self.means.shape[0]
         f = features.detach().float()
-        cnt = torch.bincount(labels, minlength=k).to(f)
+        cnt = torch.zeros(k, device=f.device).index_add_(0, labels, torch.ones_like(labels, dtype=f.dtype))
         sums = torch.zeros_like(self.means).index_add_(0, labels, f)
-        present = cnt > 0
-        first = present & ~self.seen
-        self.means[first] = sums[first] / cnt[first, None]
-        upd = present & self.seen
-        self.means[upd] = self.momentum * self.means[upd] + (1 - self.momentum) * (sums[upd] / cnt[upd, None])
-        self.seen |= present
-        if bool(self.seen.all()):
-            y = (self.means - self.means.mean(0)).T  # (d, K) centred
-            y = y / y.norm().clamp_min(1e-12)
-            prev = self.p_prev if bool(self.p_prev.abs().sum() > 0) else None
-            p = nearest_etf(y.double(), None if prev is None else prev.double(), self.delta).float()
-            self.p_prev.copy_(p)
-            self.weight.copy_(etf_classifier(p))
+        present = (cnt > 0)[:, None]
+        batch = sums / cnt.clamp_min(1)[:, None]
+        ema = self.momentum * self.means + (1 - self.momentum) * batch
+        new = torch.where(self.seen[:, None], ema, batch)
+        self.means.copy_(torch.where(present, new, self.means))
+        self.seen |= present[:, 0]
+        if refresh:
+            self.refresh()
+
+    @torch.no_grad()
+    def refresh(self) -> None:
+        """W <- the nearest ETF to the centred, normalised EMA means (with the proximal term on the
+        previous solution), once every class has been seen; in place, so call it outside a
+        forward/backward pair (the training loop calls it after the optimizer step).
+
+        One host read until every class has been seen, none afterwards. The polar factor is computed
+        in float64 on the CPU build and in float32 on a GPU (where float64 SVDs are slow); the
+        solution is orthonormal to the precision of that dtype either way."""
+        if not self._ready:
+            if not bool(self.seen.all()):
+                return
+            self._ready = True
+        y = (self.means - self.means.mean(0)).T  # (d, K) centred
+        y = y / y.norm().clamp_min(1e-12)
+        dtype = torch.float32 if y.is_cuda else torch.float64
+        prev = self.p_prev.to(dtype) if self._solved else None
+        p = nearest_etf(y.to(dtype), prev, self.delta, check_finite=False).float()
+        self.p_prev.copy_(p)
+        self.weight.copy_(etf_classifier(p))
+        self._solved = True
+
+    @property
+    def _ready(self) -> bool:
+        """Every class seen (cached: ``seen`` only grows)."""
+        return self.__dict__.get("_ready_cache", False)
+
+    @_ready.setter
+    def _ready(self, value: bool) -> None:
+        self.__dict__["_ready_cache"] = value
+
+    @property
+    def _solved(self) -> bool:
+        """A previous solution exists in ``p_prev`` (read once from the buffer, e.g. after a resume)."""
+        if "_solved_cache" not in self.__dict__:
+            self.__dict__["_solved_cache"] = bool(self.p_prev.abs().sum() > 0)
+        return self.__dict__["_solved_cache"]
+
+    @_solved.setter
+    def _solved(self, value: bool) -> None:
+        self.__dict__["_solved_cache"] = value
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        super()._load_from_state_dict(*args, **kwargs)
+        self.__dict__.pop("_ready_cache", None)  # re-derived from the loaded buffers
+        self.__dict__.pop("_solved_cache", None)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return self.tau * F.normalize(h, dim=1) @ self.weight.T

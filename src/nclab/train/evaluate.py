@@ -24,33 +24,45 @@ def flatten(prefix: str, obj: Any, out: dict[str, Any]) -> None:
 
 @torch.no_grad()
 def _features(model, x, data: TrainData, device: torch.device, bs: int):
-    for i, xb in zip(range(0, len(x), bs), iter_batches(x, chunks(len(x), bs))):
-        yield i, model(preprocess(xb.to(device), data))
+    from nclab.train.loop import to_device
+
+    for i, xb in zip(range(0, len(x), bs), iter_batches(x, chunks(len(x), bs), device)):
+        yield i, model(preprocess(to_device(xb, device), data))
 
 
-def _all_reduce_stats(stats: FeatureStats, loss_sum: float) -> float:
-    """Sum the statistics (and a scalar) over DDP ranks: every rank then holds the global ones."""
+def all_reduce_stats(stats: FeatureStats, loss_sum: torch.Tensor) -> None:
+    """Sum the statistics and a scalar tensor over the DDP ranks, in place, on their device (NCCL
+    reduces CUDA tensors only): every rank then holds the global ones. A collective: every rank must
+    call it."""
     import torch.distributed as dist
 
-    if not (dist.is_available() and dist.is_initialized()):
-        return loss_sum
-    for t in (stats.counts, stats.sums, stats.sq_norms, stats.second):
+    for t in (stats.counts, stats.sums, stats.sq_norms, stats.second, loss_sum):
         dist.all_reduce(t)
-    buf = torch.tensor([loss_sum], dtype=torch.float64)
-    dist.all_reduce(buf)
-    return float(buf)
+
+
+def _class_hits(logits: torch.Tensor, y: torch.Tensor, k: int) -> torch.Tensor:
+    """Correct predictions per class (K,), on the device without a host read."""
+    hit = (logits.argmax(1) == y).to(torch.float64)
+    return torch.zeros(k, dtype=torch.float64, device=y.device).index_add_(0, y, hit)
+
+
+def _class_hits_total(y: torch.Tensor, k: int) -> torch.Tensor:
+    """Samples per class (K,) float32 (a fixed-shape ``index_add_``, like the hit counts)."""
+    return torch.zeros(k, dtype=torch.float64, device=y.device).index_add_(
+        0, y, torch.ones_like(y, dtype=torch.float64)
+    ).float()
 
 
 @torch.no_grad()
 def _val_accuracy(model, head, data: TrainData, device, bs: int, k: int) -> dict[str, float]:
     """Accuracy on the validation split: overall and class-balanced (mean over classes present), the
     quantity model selection maximises."""
-    hits = torch.zeros(k)
+    hits = torch.zeros(k, dtype=torch.float64, device=device)
     for i, f in _features(model, data.val_x, data, device, bs):
-        y = data.val_y[i : i + bs]
-        hit = head(f).argmax(1).cpu() == y
-        hits += torch.bincount(y[hit], minlength=k).float()
-    tot = torch.bincount(data.val_y, minlength=k).float()
+        y = data.val_y[i : i + bs].to(device)
+        hits += _class_hits(head(f), y, k)
+    hits = hits.cpu().float()  # integer counts: exact in float32, as the accuracies are computed
+    tot = _class_hits_total(data.val_y, k)
     present = tot > 0
     return {
         "val/acc": float(hits.sum() / tot.sum()),
@@ -82,55 +94,54 @@ def evaluate(
     head.eval()
     k = len(data.counts)
     row: dict[str, Any] = {}
-    w = head.weight.detach().float().cpu()
-    b = head.bias.detach().float().cpu() if getattr(head, "bias", None) is not None else None
-    # test: accuracy, loss, and a FeatureStats + SecondPass over stored test features
-    feats, correct_all, loss_sum = [], 0, 0.0
-    per_correct = torch.zeros(k)
+    w = head.weight.detach().float()
+    b = head.bias.detach().float() if getattr(head, "bias", None) is not None else None
+    # test: accuracy, loss, and a FeatureStats + SecondPass over the test features, kept on the device
+    feats = []
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    per_correct = torch.zeros(k, dtype=torch.float64, device=device)
     for i, f in _features(model, data.test_x, data, device, bs):
         y = data.test_y[i : i + bs].to(device)
         logits = head(f)
-        loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
-        pred = logits.argmax(1)
-        hit = (pred == y).cpu()
-        correct_all += int(hit.sum())
-        per_correct += torch.bincount(y.cpu()[hit], minlength=k).float()
-        feats.append(f.float().cpu())
+        loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
+        per_correct += _class_hits(logits, y, k)
+        feats.append(f.float())
     n_test = len(data.test_y)
-    per_total = torch.bincount(data.test_y, minlength=k).float().clamp_min(1)
+    per_correct = per_correct.cpu().float()  # the one host read of the test pass
+    per_total = _class_hits_total(data.test_y, k).clamp_min(1)
     per_acc = (per_correct / per_total).tolist()
-    row["loss/test"] = loss_sum / n_test
-    row["acc/all"] = correct_all / n_test
+    row["loss/test"] = float(loss_sum) / n_test
+    row["acc/all"] = int(per_correct.sum()) / n_test
     for g, members in split_groups(data.counts).items():
         row[f"acc/{g}"] = float(sum(per_acc[c] for c in members) / len(members)) if members else None
     row["acc/per_class"] = per_acc
     if data.val_x is not None and len(data.val_y):
         row.update(_val_accuracy(model, head, data, device, bs, k))
     geometry: dict[str, Any] = {
-        "weights": w.numpy(),
-        "bias": (b if b is not None else torch.zeros(k)).numpy(),
+        "weights": w.cpu().numpy(),
+        "bias": (b.cpu() if b is not None else torch.zeros(k)).numpy(),
         "counts": torch.tensor(data.counts).numpy(),
     }
     if nc:
         import warnings
 
+        stats = FeatureStats(k, w.shape[1], device=device)
         if train_stats is not None:  # online: gathered from the epoch's training batches
-            stats = FeatureStats(k, w.shape[1])
-            stats.load_state_dict(train_stats.state_dict())  # a copy on the CPU
-            tloss = train_loss_sum
+            stats.merge(train_stats)  # a copy: the reduction below must not touch the running sums
+            tloss = torch.as_tensor(train_loss_sum, dtype=torch.float64).to(device).clone()
         else:  # train: one streaming pass (no stored copy of the training features)
-            stats = FeatureStats(k, w.shape[1])
-            tloss = 0.0
+            tloss = torch.zeros((), dtype=torch.float64, device=device)
             shard_x, shard_y = data.train_x[rank::world], data.train_y[rank::world]
             for i, f in _features(model, shard_x, data, device, bs):
-                y = shard_y[i : i + bs]
-                stats.update(f.float().cpu(), y)
+                y = shard_y[i : i + bs].to(device)
+                stats.update(f.float(), y, validate=False)
                 if getattr(loss_fn, "needs_features", False):
-                    tloss += float(loss_fn(f, y.to(device), head.weight)) * len(y)
+                    tloss += loss_fn(f, y, head.weight).double() * len(y)
                 else:
-                    tloss += float(loss_fn(head(f), y.to(device))) * len(y)
-        tloss = _all_reduce_stats(stats, tloss)
-        row["loss/train"] = tloss / len(data.train_y)
+                    tloss += loss_fn(head(f), y).double() * len(y)
+        if world > 1:  # every rank evaluates, so every rank takes part in the reduction
+            all_reduce_stats(stats, tloss)
+        row["loss/train"] = float(tloss) / len(data.train_y)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
@@ -138,11 +149,12 @@ def evaluate(
             except ValueError as err:
                 row["nc/error"] = str(err)
             test_f = torch.cat(feats)
-            tstats = FeatureStats(k, w.shape[1])
-            tstats.update(test_f, data.test_y)
+            test_y = data.test_y.to(device)
+            tstats = FeatureStats(k, w.shape[1], device=device)
+            tstats.update(test_f, test_y, validate=False)
             try:
                 second = SecondPass(tstats, w, b, allow_missing=True)
-                second.update(test_f, data.test_y)
+                second.update(test_f, test_y)
                 flatten(
                     "nc_test",
                     nc_metrics(tstats, w, b, counts=data.counts, second=second, allow_missing=True),
@@ -150,8 +162,8 @@ def evaluate(
                 )
             except ValueError as err:
                 row["nc_test/error"] = str(err)
-        geometry["means"] = stats.means().float().numpy()
-        geometry["global_mean"] = (stats.sums.sum(0) / max(stats.num_samples, 1)).float().numpy()
+        geometry["means"] = stats.means().float().cpu().numpy()
+        geometry["global_mean"] = (stats.sums.sum(0) / max(stats.num_samples, 1)).float().cpu().numpy()
     diag = getattr(head, "diagnostics", None)
     if diag is not None:
         flatten("head", diag(), row)

@@ -25,9 +25,9 @@ from nclab.data.lazy import iter_batches
 from nclab.errors import NclabError
 from nclab.metrics import FeatureStats
 from nclab.train import checkpoint as ckpt
-from nclab.train.config import Config, to_yaml
+from nclab.train.config import Config, config_sources, to_yaml
 from nclab.train.data_setup import TrainData, load_data, preprocess
-from nclab.train.evaluate import evaluate
+from nclab.train.evaluate import all_reduce_stats, evaluate
 from nclab.train.hooks import HookContext, TrainHook
 
 
@@ -102,6 +102,62 @@ class _Net(nn.Module):
         return feats, self.head(feats)
 
 
+def steps_per_epoch(n: int, batch_size: int, world: int = 1) -> int:
+    """Steps of an epoch of ``n`` samples in global batches of ``batch_size``. Under DDP a last batch
+    with fewer samples than ranks is dropped: a rank with an empty batch would stall the others."""
+    steps = math.ceil(n / batch_size)
+    tail = n - (steps - 1) * batch_size
+    return steps - 1 if world > 1 and tail < world and steps > 1 else steps
+
+
+def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of ``train.amp``: float16 (with a GradScaler) for ``on`` and, on CUDA,
+    ``auto``; bfloat16 (no scaler needed) for ``bf16`` on any device; None otherwise."""
+    if amp == "bf16":
+        return torch.bfloat16
+    if amp in ("on", "auto") and device.type == "cuda":
+        return torch.float16
+    return None  # off, or on/auto on the CPU (float16 autocast is a CUDA feature; use bf16 there)
+
+
+def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Copy a host batch to ``device``: from pinned memory without blocking on CUDA."""
+    if t.device.type == device.type and device.index in (None, t.device.index):
+        return t
+    if device.type == "cuda" and t.device.type == "cpu" and torch.cuda.is_available():
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
+
+
+class _determinism:
+    """``train.deterministic``: deterministic algorithms (and cuBLAS's workspace setting) for the
+    duration of training, restored afterwards; otherwise cuDNN autotuning on CUDA."""
+
+    def __init__(self, on: bool, device: torch.device):
+        self.on, self.device = on, device
+
+    def __enter__(self):
+        import os
+
+        self.saved = (
+            torch.are_deterministic_algorithms_enabled(),
+            torch.backends.cudnn.deterministic,
+            torch.backends.cudnn.benchmark,
+        )
+        if self.on:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True)
+            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+        elif self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        return self
+
+    def __exit__(self, *exc):
+        torch.use_deterministic_algorithms(self.saved[0])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = self.saved[1:]
+        return False
+
+
 def _init_distributed(device: torch.device) -> tuple[int, int]:
     """(rank, world) from torchrun's environment; initialises the process group when world > 1."""
     import os
@@ -129,7 +185,7 @@ class Trainer:
     ):
         self.cfg, self.dir = cfg, Path(run_dir)
         self.device = _device(cfg)
-        if self.device.type == "cuda":
+        if self.device.type == "cuda" and torch.cuda.device_count() > 1:
             import os
 
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
@@ -140,21 +196,9 @@ class Trainer:
             rundir.remove_stale_temporaries(self.dir)  # left by a kill during an atomic write
         self.data = load_data(cfg.data, cfg.train.seed)
         self.model, self.head = build_modules(cfg, self.data)
-        self.model.to(self.device)
-        self.head.to(self.device)
-        self.net: nn.Module = _Net(self.model, self.head)
-        if self.world > 1:
-            from torch.nn.parallel import DistributedDataParallel
-
-            self.net = DistributedDataParallel(self.net)
-        self.use_amp = self.device.type == "cuda" and cfg.train.amp in ("auto", "on")
-        cl = cfg.train.channels_last
-        if cl == "on" or (cl == "auto" and self.device.type == "cuda"):
-            self.model.to(memory_format=torch.channels_last)
         from nclab.losses import create_loss
 
         self.loss_fn = create_loss(cfg.loss.name, self.data.counts, **dict(cfg.loss.kwargs))
-        self.opt = build_optimizer(cfg, self.model, self.head)
         from nclab.data.samplers import create_sampler
 
         skw = dict(cfg.sampler.kwargs)
@@ -163,18 +207,27 @@ class Trainer:
         self.sampler = create_sampler(
             cfg.sampler.name, self.data.train_y, self.data.counts, seed=cfg.train.seed, **skw
         )
-        n = len(self.data.train_y)
-        self.steps_per_epoch = math.ceil(n / cfg.train.batch_size)
+        self.steps_per_epoch = steps_per_epoch(len(self.data.train_y), cfg.train.batch_size, self.world)
+        self.amp_dtype = amp_dtype(cfg.train.amp, self.device)
+        self.channels_last = cfg.train.channels_last == "on" or (
+            cfg.train.channels_last == "auto" and self.device.type == "cuda"
+        )
+        self._place()  # every module and state on the device; then the optimizer and the DDP wrap
         self.sched = torch.optim.lr_scheduler.LambdaLR(
             self.opt, lambda s: lr_factor(cfg, s, self.steps_per_epoch)
         )
-        self.scaler = torch.amp.GradScaler(enabled=self.use_amp)
+        self.scaler = torch.amp.GradScaler(enabled=self.amp_dtype == torch.float16)
         self.hooks = list(hooks or [])
         if cfg.align.strategies:
             from nclab.align import build_hooks
 
             self.hooks += build_hooks(
-                cfg.align, self.head, len(self.data.counts), self.model.num_features, self.data.counts
+                cfg.align,
+                self.head,
+                len(self.data.counts),
+                self.model.num_features,
+                self.data.counts,
+                device=self.device,
             )
         if hasattr(self.head, "update_means"):
             self.hooks.insert(0, _HeadMeansHook())
@@ -186,6 +239,7 @@ class Trainer:
             steps_per_epoch=self.steps_per_epoch,
             epochs=cfg.train.epochs,
             device=self.device,
+            world_size=self.world,
         )
         self.tb = None
         if cfg.train.tensorboard and self.rank == 0:
@@ -195,7 +249,7 @@ class Trainer:
         # train.nc_source=online: training-feature statistics gathered from the epoch's own batches
         self.online = cfg.train.nc_tracking and cfg.train.nc_source == "online"
         self.online_stats = FeatureStats(len(self.data.counts), self.model.num_features, device=self.device)
-        self.online_loss = 0.0
+        self.online_loss = torch.zeros((), dtype=torch.float64, device=self.device)
         self.t0 = time.time()
         self.elapsed_before = 0.0
         if resume:
@@ -208,6 +262,36 @@ class Trainer:
             if self.rank == 0:
                 self._write_static()
 
+    def _place(self) -> None:
+        """Put the modules, the loss and the data on the device, then build the optimizer (on the
+        placed parameters) and wrap for DDP. The order matters on a GPU: SyncBatchNorm and
+        channels_last change the modules, so both come before the DDP wrap."""
+        cfg, dev = self.cfg, self.device
+        if cfg.train.sync_bn and self.world > 1:
+            self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+        if self.channels_last:
+            self.model.to(dev, memory_format=torch.channels_last)
+        else:
+            self.model.to(dev)
+        self.head.to(dev)
+        self.loss_fn.to(dev)  # LT losses keep their class constants as buffers
+        # in-memory image/feature tensors live on the GPU when they fit (no copy per step)
+        on_dev = cfg.train.data_on_device == "on" or (
+            cfg.train.data_on_device == "auto" and dev.type == "cuda" and isinstance(self.data.train_x, torch.Tensor)
+        )
+        self.train_x = self.data.train_x.to(dev) if on_dev else self.data.train_x
+        self.train_y = self.data.train_y.to(dev) if on_dev else self.data.train_y
+        self._finite = torch.ones((), dtype=torch.bool, device=dev)
+        self.opt = build_optimizer(cfg, self.model, self.head)
+        self.net: nn.Module = _Net(self.model, self.head)
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            # a loss that reads the features and the head's weight directly (dot regression) leaves
+            # the logits, hence a head bias, without a gradient: DDP must be told
+            unused = bool(getattr(self.loss_fn, "needs_features", False))
+            self.net = DistributedDataParallel(self.net, find_unused_parameters=unused)
+
     # -- run directory ------------------------------------------------------------------------------
     def _write_static(self) -> None:
         (self.dir / "checkpoints").mkdir(parents=True, exist_ok=True)
@@ -218,6 +302,7 @@ class Trainer:
             "python": platform.python_version(),
             "data_checksum": self.data.checksum,
             "counts": self.data.counts,
+            "sources": config_sources(self.cfg),  # the config files composed (nclab.compose)
         }
         text = to_yaml(self.cfg) + "meta:\n" + "".join(f"  {k}: {json.dumps(v)}\n" for k, v in meta.items())
         (self.dir / "config.yaml").write_text(text)
@@ -226,39 +311,68 @@ class Trainer:
         )
 
     def _state(self) -> dict[str, Any]:
+        """Everything a resume needs. Collective under DDP (every rank calls it): the online statistics
+        of a partial epoch are summed over the ranks, so rank 0's checkpoint holds the global ones."""
+        online_stats, online_loss = self.online_stats, self.online_loss
+        if self.world > 1 and self.online:
+            online_stats = FeatureStats(len(self.data.counts), self.model.num_features, device=self.device)
+            online_stats.merge(self.online_stats)
+            online_loss = self.online_loss.clone()
+            all_reduce_stats(online_stats, online_loss)
         return {
             "model": self.model.state_dict(),
             "head": self.head.state_dict(),
             "optimizer": self.opt.state_dict(),
             "scheduler": self.sched.state_dict(),
             "scaler": self.scaler.state_dict(),
-            "hooks": [h.state_dict() for h in self.hooks],
+            "hooks": dict(zip(self._hook_names(), (h.state_dict() for h in self.hooks))),
             "epoch": self.epoch,
             "step_in_epoch": self.step_in_epoch,
             "global_step": self.global_step,
             "elapsed": self.elapsed_before + time.time() - self.t0,
             "torch_rng": torch.get_rng_state(),
-            "online_stats": self.online_stats.state_dict(),
-            "online_loss": self.online_loss,
+            "online_stats": online_stats.state_dict(),
+            "online_loss": online_loss,
         }
+
+    def _hook_names(self) -> list[str]:
+        """Hook names for the checkpoint (class name, numbered when a class appears twice)."""
+        names = [type(h).__name__ for h in self.hooks]
+        return [n if names.count(n) == 1 else f"{n}#{names[:i].count(n)}" for i, n in enumerate(names)]
 
     def _load(self, path: Path) -> None:
         if not path.is_file():
             raise NclabError(f"cannot resume: {path} does not exist")
         s = ckpt.load(path, required=("model", "head", "optimizer", "epoch", "step_in_epoch", "torch_rng"))
-        self.model.load_state_dict(s["model"])
-        self.head.load_state_dict(s["head"])
-        self.opt.load_state_dict(s["optimizer"])
-        self.sched.load_state_dict(s["scheduler"])
-        self.scaler.load_state_dict(s["scaler"])
-        for h, hs in zip(self.hooks, s["hooks"]):
-            h.load_state_dict(hs)
+        try:
+            self.model.load_state_dict(s["model"])
+            self.head.load_state_dict(s["head"])
+            self.opt.load_state_dict(s["optimizer"])
+            self.sched.load_state_dict(s["scheduler"])
+        except (RuntimeError, ValueError, KeyError, TypeError) as err:
+            raise NclabError(
+                f"cannot resume {self.dir}: {path} does not fit the model this config builds "
+                f"({str(err).strip().splitlines()[0][:200]}); resume with the run's own config.yaml"
+            ) from None
+        if s.get("scaler") and self.scaler.is_enabled():  # AMP-off and CPU runs save an empty state
+            self.scaler.load_state_dict(s["scaler"])
+        saved = s.get("hooks", {})
+        if isinstance(saved, list):  # checkpoints of nclab <= 0.1 kept the states in order
+            saved = dict(zip(self._hook_names(), saved))
+        if set(saved) != set(self._hook_names()):
+            raise NclabError(
+                f"cannot resume {self.dir}: the checkpoint's training hooks {sorted(saved)} differ from "
+                f"this config's {sorted(self._hook_names())} (align.strategies or the head changed): "
+                "resume with the run's own config.yaml"
+            )
+        for h, name in zip(self.hooks, self._hook_names()):
+            h.load_state_dict(saved[name])
         torch.set_rng_state(s["torch_rng"])
         self.epoch, self.step_in_epoch, self.global_step = s["epoch"], s["step_in_epoch"], s["global_step"]
         self.elapsed_before = s["elapsed"]
-        if "online_stats" in s:
+        if "online_stats" in s and self.rank == 0:  # global partial-epoch sums; other ranks start at 0
             self.online_stats.load_state_dict(s["online_stats"])
-            self.online_loss = s["online_loss"]
+            self.online_loss = torch.as_tensor(s["online_loss"], dtype=torch.float64).to(self.device)
         if self.rank == 0:  # drop evaluations written after this checkpoint (and a torn last line)
             s2_done = (self.dir / "stage2.done").exists()
             rundir.truncate_rows(
@@ -267,8 +381,10 @@ class Trainer:
             )
 
     def _checkpoint(self) -> None:
+        self._check_finite()  # never checkpoint a model that a non-finite loss has already corrupted
+        state = self._state()  # on every rank: it may sum the online statistics over the ranks
         if self.rank == 0:
-            ckpt.save_atomic(self._state(), self.dir / "checkpoints" / "last.pt")
+            ckpt.save_atomic(state, self.dir / "checkpoints" / "last.pt")
 
     def close(self) -> None:
         """Release the run directory's lock (idempotent; :meth:`fit` calls it when it returns or fails)."""
@@ -284,98 +400,121 @@ class Trainer:
             self.close()
 
     def _fit(self) -> Path:
-        cfg, d, dev = self.cfg, self.data, self.device
+        cfg = self.cfg
+        with _determinism(cfg.train.deterministic, self.device):
+            for h in self.hooks:
+                h.on_train_start(self.ctx)
+            while self.epoch < cfg.train.epochs:
+                self._train_epoch()
+                # -- end of epoch: evaluate, log, checkpoint
+                for h in self.hooks:
+                    h.on_epoch_end(self.ctx)
+                self.epoch += 1
+                self.step_in_epoch = 0
+                if self.epoch % cfg.train.eval_every == 0 or self.epoch == cfg.train.epochs:
+                    nc_period = cfg.train.eval_every * cfg.train.nc_every
+                    self._evaluate_and_log(nc=self.epoch % nc_period == 0 or self.epoch == cfg.train.epochs)
+                self._checkpoint()
+            if cfg.stage2.method != "none" and self.rank == 0 and not (self.dir / "stage2.done").exists():
+                self._stage2()
+        return self.dir
+
+    def _train_epoch(self) -> None:
+        """The remaining steps of epoch ``self.epoch`` (all of them unless resumed mid-epoch)."""
+        cfg, d = self.cfg, self.data
         bs = cfg.train.batch_size
+        order = self.sampler.indices(self.epoch)  # deterministic in (seed, epoch)
+        self.ctx.epoch = self.epoch
+        if hasattr(self.loss_fn, "set_epoch"):  # deferred re-weighting and other schedules
+            self.loss_fn.set_epoch(self.epoch)
         for h in self.hooks:
-            h.on_train_start(self.ctx)
+            h.on_epoch_start(self.ctx)
+        if self.step_in_epoch == 0:  # a new epoch (not a mid-epoch resume): fresh online statistics
+            self.online_stats = FeatureStats(len(d.counts), self.model.num_features, device=self.device)
+            self.online_loss = torch.zeros((), dtype=torch.float64, device=self.device)
         from tqdm import tqdm
 
-        while self.epoch < cfg.train.epochs:
-            order = self.sampler.indices(self.epoch)  # deterministic in (seed, epoch)
-            self.ctx.epoch = self.epoch
-            if hasattr(self.loss_fn, "set_epoch"):  # deferred re-weighting and other schedules
-                self.loss_fn.set_epoch(self.epoch)
-            for h in self.hooks:
-                h.on_epoch_start(self.ctx)
-            if self.step_in_epoch == 0:  # a new epoch (not a mid-epoch resume): fresh online statistics
-                self.online_stats = FeatureStats(len(d.counts), self.model.num_features, device=dev)
-                self.online_loss = 0.0
-            bar = tqdm(
-                range(self.step_in_epoch, self.steps_per_epoch),
-                desc=f"epoch {self.epoch + 1}/{cfg.train.epochs}",
-                leave=False,
-                disable=None,
+        bar = tqdm(
+            range(self.step_in_epoch, self.steps_per_epoch),
+            desc=f"epoch {self.epoch + 1}/{cfg.train.epochs}",
+            leave=False,
+            disable=None,
+        )
+        # this rank's share of every remaining batch; decoded by DataLoader workers for file data
+        idx_batches = [
+            order[s * bs : (s + 1) * bs][self.rank :: self.world]
+            for s in range(self.step_in_epoch, self.steps_per_epoch)
+        ]
+        for s, idx, xb in zip(bar, idx_batches, iter_batches(self.train_x, idx_batches, self.device)):
+            loss = self._train_step(idx, xb)
+            self.step_in_epoch = s + 1
+            if self.global_step % cfg.train.log_every == 0:  # the only host reads of a step, every N
+                self._check_finite()
+                bar.set_postfix(loss=f"{float(loss):.3f}")
+            if (  # mid-epoch checkpoint
+                cfg.train.ckpt_every_steps
+                and self.global_step % cfg.train.ckpt_every_steps == 0
+                and self.step_in_epoch < self.steps_per_epoch
+            ):
+                self._checkpoint()
+        self._check_finite()
+
+    def _train_step(self, idx: torch.Tensor, xb: torch.Tensor) -> torch.Tensor:
+        """One optimisation step on the batch ``xb`` (indices ``idx``); returns the detached loss.
+
+        No host synchronisation: the loss's finiteness is accumulated on the device and read by
+        :meth:`_check_finite` every ``train.log_every`` steps, before a checkpoint and at epoch end."""
+        cfg, d, dev = self.cfg, self.data, self.device
+        gen = torch.Generator().manual_seed(_seed(cfg.train.seed, self.global_step, 1))
+        x = preprocess(to_device(xb, dev), d, augment=cfg.data.augment, generator=gen)
+        if self.channels_last and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        y = to_device(self.train_y[idx.to(self.train_y.device)], dev)
+        mix = None
+        if cfg.train.mixup_alpha > 0:  # mixup: convex pairs of inputs, the same pairs of losses
+            x, mix = mixup_batch(x, cfg.train.mixup_alpha, gen)
+        # -- forward and backward
+        with torch.autocast(dev.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+            feats, logits = self.net(x)
+            loss = self._loss(feats, logits, y)
+            if mix is not None:
+                lam, perm = mix
+                loss = lam * loss + (1.0 - lam) * self._loss(feats, logits, y[perm.to(dev)])
+        self.ctx.step = self.global_step
+        if self.online:  # this rank's batch; summed over ranks at evaluation
+            self.online_stats.update(feats.detach().float(), y, validate=False)
+            self.online_loss += loss.detach().double() * len(y)
+        for h in self.hooks:
+            h.on_batch(feats.detach(), y, self.ctx)
+            extra = h.extra_loss(feats, logits, y, self.ctx)
+            if extra is not None:
+                loss = loss + extra
+        self._finite &= torch.isfinite(loss.detach())
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.opt)
+        for h in self.hooks:
+            h.after_backward(self.ctx)
+        if cfg.train.grad_clip:
+            nn.utils.clip_grad_norm_(
+                [p for g in self.opt.param_groups for p in g["params"]], cfg.train.grad_clip
             )
-            # this rank's share of every remaining batch; decoded by DataLoader workers for file data
-            idx_batches = [
-                order[s * bs : (s + 1) * bs][self.rank :: self.world]
-                for s in range(self.step_in_epoch, self.steps_per_epoch)
-            ]
-            for s, idx, xb in zip(bar, idx_batches, iter_batches(d.train_x, idx_batches)):
-                # -- batch
-                gen = torch.Generator().manual_seed(_seed(cfg.train.seed, self.global_step, 1))
-                x = preprocess(xb.to(dev), d, augment=cfg.data.augment, generator=gen)
-                y = d.train_y[idx].to(dev)
-                mix = None
-                if cfg.train.mixup_alpha > 0:  # mixup: convex pairs of inputs, the same pairs of losses
-                    x, mix = mixup_batch(x, cfg.train.mixup_alpha, gen)
-                # -- forward and backward
-                with torch.autocast(dev.type, enabled=self.use_amp):
-                    feats, logits = self.net(x)
-                    loss = self._loss(feats, logits, y)
-                    if mix is not None:
-                        lam, perm = mix
-                        loss = lam * loss + (1.0 - lam) * self._loss(feats, logits, y[perm.to(dev)])
-                self.ctx.step = self.global_step
-                if self.online:  # this rank's batch; summed over ranks at evaluation
-                    self.online_stats.update(feats.detach().float(), y)
-                    self.online_loss += float(loss.detach()) * len(y)
-                for h in self.hooks:
-                    h.on_batch(feats.detach(), y, self.ctx)
-                    extra = h.extra_loss(feats, logits, y, self.ctx)
-                    if extra is not None:
-                        loss = loss + extra
-                if not torch.isfinite(loss):
-                    raise NclabError(
-                        f"loss became {float(loss)} at epoch {self.epoch + 1}, step {s}: lower optim.lr"
-                    )
-                self.opt.zero_grad(set_to_none=True)
-                self.scaler.scale(loss).backward()
-                self.scaler.unscale_(self.opt)
-                for h in self.hooks:
-                    h.after_backward(self.ctx)
-                if cfg.train.grad_clip:
-                    nn.utils.clip_grad_norm_(
-                        [p for g in self.opt.param_groups for p in g["params"]], cfg.train.grad_clip
-                    )
-                # -- step
-                self.scaler.step(self.opt)
-                self.scaler.update()
-                self.sched.step()
-                for h in self.hooks:
-                    h.after_step(self.ctx)
-                self.global_step += 1
-                self.step_in_epoch = s + 1
-                bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
-                # -- mid-epoch checkpoint
-                if (
-                    cfg.train.ckpt_every_steps
-                    and self.global_step % cfg.train.ckpt_every_steps == 0
-                    and self.step_in_epoch < self.steps_per_epoch
-                ):
-                    self._checkpoint()
-            # -- end of epoch: evaluate, log, checkpoint
-            for h in self.hooks:
-                h.on_epoch_end(self.ctx)
-            self.epoch += 1
-            self.step_in_epoch = 0
-            if self.epoch % cfg.train.eval_every == 0 or self.epoch == cfg.train.epochs:
-                nc_period = cfg.train.eval_every * cfg.train.nc_every
-                self._evaluate_and_log(nc=self.epoch % nc_period == 0 or self.epoch == cfg.train.epochs)
-            self._checkpoint()
-        if self.cfg.stage2.method != "none" and self.rank == 0 and not (self.dir / "stage2.done").exists():
-            self._stage2()
-        return self.dir
+        # -- step
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        self.sched.step()
+        for h in self.hooks:
+            h.after_step(self.ctx)
+        self.global_step += 1
+        return loss.detach()
+
+    def _check_finite(self) -> None:
+        """Raise if any loss since the last check was NaN or infinite (one host read)."""
+        if not bool(self._finite):
+            raise NclabError(
+                f"the loss became NaN or infinite in epoch {self.epoch + 1} (before step "
+                f"{self.step_in_epoch} of the epoch): lower optim.lr"
+            )
 
     def _loss(self, feats: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if getattr(self.loss_fn, "needs_features", False):  # e.g. dot regression
@@ -390,9 +529,9 @@ class Trainer:
         s2, d = self.cfg.stage2, self.data
         bs = self.cfg.train.eval_batch_size
         feats = ts.frozen_features(
-            self.model, d.train_x, lambda x: preprocess(x.to(self.device), d), bs
+            self.model, self.train_x, lambda x: preprocess(to_device(x, self.device), d), bs
         ).float()
-        y = d.train_y.to(feats.device)
+        y = d.train_y  # host labels: the samplers draw index orders on the host
         kw = dict(epochs=s2.epochs, lr=s2.lr, batch_size=s2.batch_size, seed=self.cfg.train.seed)
         head = self.head
         info: dict[str, Any] = {"stage": s2.method}
@@ -418,12 +557,12 @@ class Trainer:
             bias = self.head.bias.detach() if getattr(self.head, "bias", None) is not None else None
             if d.val_x is not None:  # the run's own held-out split (data.val_fraction)
                 vf = ts.frozen_features(
-                    self.model, d.val_x, lambda x: preprocess(x.to(self.device), d), bs
+                    self.model, d.val_x, lambda x: preprocess(to_device(x, self.device), d), bs
                 ).float()
                 vy = d.val_y.to(vf.device)
             else:  # carved from the training features
-                _, va = ts.validation_split(y.cpu(), s2.val_fraction, self.cfg.train.seed)
-                vf, vy = feats[va], y[va]
+                _, va = ts.validation_split(y, s2.val_fraction, self.cfg.train.seed)
+                vf, vy = feats[va.to(feats.device)], y[va]
             tau, val_acc = ts.search_tau(w, bias, vf, vy)
             head = _linear_from(ts.tau_normalize(w, tau), bias)
             info.update({"stage2/tau": tau, "stage2/val_balanced_acc": val_acc})
@@ -492,7 +631,12 @@ def _linear_from(weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Module:
 
 
 class _HeadMeansHook(TrainHook):
-    """Feeds the nearest-ETF head's EMA of class means every step."""
+    """Feeds the nearest-ETF head's EMA of class means every step, and recomputes its classifier after
+    the optimizer step: the weight the forward pass used is saved for backward and must not change
+    between the two (so the batch's means shape the next step's classifier)."""
 
     def on_batch(self, features, labels, ctx):
-        ctx.head.update_means(features, labels)
+        ctx.head.update_means(features, labels, refresh=False)
+
+    def after_step(self, ctx):
+        ctx.head.refresh()

@@ -23,6 +23,8 @@ from torch import nn
 from nclab.data.samplers import create_sampler
 from nclab.data.split import validation_split
 
+METHODS = ("crt", "tau_norm", "lws", "wb")  # the stage-2 methods ``stage2.method`` accepts
+
 
 def tau_normalize(weight: torch.Tensor, tau: float) -> torch.Tensor:
     """w_k / ||w_k||^tau (rows are classes)."""
@@ -37,21 +39,21 @@ def search_tau(
     labels: torch.Tensor,
     taus: Sequence[float] = tuple(i / 10 for i in range(0, 21)),
 ) -> tuple[float, float]:
-    """The tau in ``taus`` with the best balanced accuracy (mean per-class) on validation features."""
-    best = (-1.0, 0.0)
+    """The tau in ``taus`` with the best balanced accuracy (mean per-class) on validation features
+    (the first such tau on ties). Computed on the device of the features; one host read at the end."""
     k = weight.shape[0]
+    labels = labels.to(feats.device)
+    tot = torch.zeros(k, device=feats.device).index_add_(0, labels, torch.ones_like(labels, dtype=torch.float))
+    present = tot > 0
+    accs = []
     for tau in taus:
         logits = feats @ tau_normalize(weight, tau).T + (bias if bias is not None else 0.0)
-        pred = logits.argmax(1)
-        per = torch.zeros(k)
-        for c in range(k):
-            m = labels == c
-            if m.any():
-                per[c] = (pred[m] == c).float().mean()
-        acc = float(per[torch.bincount(labels, minlength=k) > 0].mean())
-        if acc > best[0]:
-            best = (acc, float(tau))
-    return best[1], best[0]
+        hit = (logits.argmax(1) == labels).float()
+        per = torch.zeros(k, device=feats.device).index_add_(0, labels, hit) / tot.clamp_min(1)
+        accs.append((per * present).sum() / present.sum())
+    acc = torch.stack(accs).cpu()
+    i = int(acc.argmax())  # the first maximum
+    return float(taus[i]), float(acc[i])
 
 
 @torch.no_grad()
@@ -60,7 +62,8 @@ def frozen_features(model: nn.Module, x, prep, bs: int = 256) -> torch.Tensor:
     from nclab.data.lazy import chunks, iter_batches
 
     model.eval()
-    return torch.cat([model(prep(xb)) for xb in iter_batches(x, chunks(len(x), bs))])
+    dev = next(model.parameters()).device
+    return torch.cat([model(prep(xb)) for xb in iter_batches(x, chunks(len(x), bs), dev)])
 
 
 class LWSHead(nn.Module):
@@ -73,7 +76,7 @@ class LWSHead(nn.Module):
         self.register_buffer(
             "fixed_bias", b.detach().clone() if b is not None else torch.zeros(self.weight.shape[0])
         )
-        self.scale = nn.Parameter(torch.ones(self.weight.shape[0]))
+        self.scale = nn.Parameter(torch.ones(self.weight.shape[0], device=self.weight.device))
         self.bias = None
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
@@ -99,7 +102,8 @@ def train_head(
     from nclab.losses import create_loss
 
     sampler = create_sampler("instance" if loss == "cb" else "class_balanced", labels, counts, seed=seed)
-    crit = create_loss(loss, counts)
+    labels = labels.to(feats.device)
+    crit = create_loss(loss, counts).to(feats.device)
     params = [p for p in head.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
     steps = max(1, len(labels) // batch_size)
@@ -107,7 +111,7 @@ def train_head(
     for e in range(epochs):
         order = sampler.indices(e)
         for s in range(steps):
-            idx = order[s * batch_size : (s + 1) * batch_size]
+            idx = order[s * batch_size : (s + 1) * batch_size].to(feats.device)
             out = crit(head(feats[idx]), labels[idx])
             opt.zero_grad()
             out.backward()

@@ -1,0 +1,190 @@
+"""The component contract: every registered model, head, loss and sampler, every align strategy and
+every stage-2 method is trained through the real loop (:class:`nclab.train.loop.Trainer`) for a few
+steps, on the CPU and on fake "cuda" tensors (:mod:`tests.fake_cuda`).
+
+The CPU part runs the whole run (training, evaluation with NC metrics, checkpoint, stage 2). The fake
+CUDA part runs the pieces that make device-placement mistakes: the modules, the loss, the hooks and
+the data placed on "cuda", one epoch of training steps, the evaluation's accuracy pass and stage 2;
+the NC metrics need values (ranks, eigenvalues) and are covered by tests/metrics/test_device.py.
+The cases are generated from the registries, so a newly registered component is covered by both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+
+import pytest
+import torch
+
+from nclab.data.samplers import SAMPLERS
+from nclab.heads import list_heads
+from nclab.losses import list_losses
+from nclab.models import list_models
+from nclab.train import loop
+from nclab.train.config import load_config
+from nclab.train.data_setup import TrainData
+from nclab.train.evaluate import evaluate
+from nclab.train.two_stage import METHODS as STAGE2
+from tests.fake_cuda import fake_cuda
+
+BASE = [
+    "data.name=synthetic",
+    "data.num_classes=4",
+    "data.n_max=24",
+    "data.imbalance=4",
+    "data.dim=8",
+    "data.test_per_class=4",
+    "model.name=mlp",
+    "model.feature_dim=8",
+    "train.epochs=2",
+    "train.batch_size=16",
+    "train.eval_batch_size=32",
+    "train.seed=0",
+    "train.amp=off",
+    "optim.lr=0.05",
+    "stage2.epochs=1",
+    "stage2.batch_size=8",
+]
+# inputs for the image backbones: (channels, side); anything else gets 3 x 16 x 16
+IMAGE_SHAPES = {"cnn_small": (1, 28)}
+LOSS_EXTRA = {"ldam": ["loss.kwargs.drw_epoch=1", "head.name=cosine", "head.kwargs.tau=1.0"]}
+
+
+def _cases() -> list[tuple[str, list[str]]]:
+    cases = [(f"model-{m}", [f"model.name={m}"]) for m in list_models()]
+    cases += [(f"head-{h}", [f"head.name={h}"]) for h in list_heads()]
+    cases += [(f"loss-{n}", [f"loss.name={n}", *LOSS_EXTRA.get(n, [])]) for n in list_losses()]
+    cases += [(f"sampler-{n}", [f"sampler.name={n}"]) for n in SAMPLERS.names()]
+    cases += [(f"align-{a}", [f"align.strategies=[{a}]"]) for a in ("proj", "slerp", "reg")]
+    cases += [("align-reg-features", ["align.strategies=[reg]", "align.reg_side=both"])]
+    cases += [(f"stage2-{m}", [f"stage2.method={m}"]) for m in STAGE2]
+    cases += [
+        ("online-nc", ["train.nc_source=online"]),
+        ("mixup", ["train.mixup_alpha=0.2"]),
+        ("grad-clip", ["train.grad_clip=1.0"]),
+        ("dr-fixed-etf", ["loss.name=dr", "head.name=fixed_etf", "head.kwargs.bias=true"]),
+    ]
+    return cases
+
+
+CASES = _cases()
+
+
+def _images(channels: int, side: int, k: int = 4, per_class: tuple[int, ...] = (12, 8, 6, 4)) -> TrainData:
+    g = torch.Generator().manual_seed(0)
+    counts = list(per_class[:k])
+    y = torch.cat([torch.full((n,), c) for c, n in enumerate(counts)])
+    ty = torch.arange(k).repeat_interleave(3)
+    x = torch.randint(0, 256, (len(y), channels, side, side), generator=g, dtype=torch.uint8)
+    tx = torch.randint(0, 256, (len(ty), channels, side, side), generator=g, dtype=torch.uint8)
+    mean, std = torch.full((channels,), 0.5), torch.full((channels,), 0.25)
+    return TrainData(x, y, tx, ty, counts, [str(c) for c in range(k)], mean, std, "test", channels, x[0].numel())
+
+
+def _config(overrides: list[str], device: str = "cpu"):
+    return load_config(None, [*BASE, *overrides, f"train.device={device}"])
+
+
+@pytest.fixture
+def image_data(monkeypatch):
+    """Patch the loader with small uint8 images when the case's model is an image backbone."""
+
+    def use(cfg):
+        if cfg.model.name != "mlp":
+            c, side = IMAGE_SHAPES.get(cfg.model.name, (3, 16))
+            monkeypatch.setattr(loop, "load_data", lambda *_a, **_k: _images(c, side))
+
+    return use
+
+
+def _rows(run_dir) -> list[dict]:
+    return [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("name,overrides", CASES, ids=[c[0] for c in CASES])
+def test_trains_through_the_loop_on_cpu(tmp_path, image_data, name, overrides):
+    cfg = _config(overrides)
+    image_data(cfg)
+    run = loop.Trainer(cfg, tmp_path / "run").fit()
+    rows = _rows(run)
+    epochs = [r for r in rows if "stage" not in r]
+    assert [r["epoch"] for r in epochs] == [1, 2]
+    for r in rows:
+        assert 0.0 <= r["acc/all"] <= 1.0 and r["loss/test"] is not None
+    assert any(k.startswith("nc/") for k in rows[-1])
+    if cfg.stage2.method != "none":
+        assert rows[-1]["stage"] == cfg.stage2.method
+    assert (run / "checkpoints" / "last.pt").is_file()
+
+
+@contextlib.contextmanager
+def _fake_trainer(monkeypatch, tmp_path, overrides):
+    """A Trainer whose modules, loss, hooks and data are placed on fake "cuda" (entered at placement,
+    so that everything the loop creates afterwards is a fake tensor too)."""
+    stack = contextlib.ExitStack()
+    modes = []
+    place = loop.Trainer._place
+
+    def fake_place(self):
+        modes.append(stack.enter_context(fake_cuda(monkeypatch)))
+        return place(self)
+
+    monkeypatch.setattr(loop.Trainer, "_place", fake_place)
+    with stack:
+        cfg = _config(overrides, device="cuda")
+        trainer = loop.Trainer(cfg, tmp_path / "run")
+        yield trainer, modes[0]
+    trainer.close()
+
+
+@pytest.mark.parametrize("name,overrides", CASES, ids=[c[0] for c in CASES])
+def test_trains_through_the_loop_on_fake_cuda(monkeypatch, tmp_path, image_data, name, overrides):
+    image_data(_config(overrides))
+    with _fake_trainer(monkeypatch, tmp_path, overrides) as (t, mode):
+        for p in [*t.model.parameters(), *t.head.parameters(), *t.head.buffers(), *t.loss_fn.buffers()]:
+            assert p.device.type == "cuda"
+        t._train_epoch()  # warm-up: the nearest-ETF head reads the host until every class is seen
+        mode.syncs.clear()
+        t._train_epoch()
+        # no host read inside a step: the loss is read every train.log_every steps and at the end
+        assert sum(mode.syncs.values()) <= 1 + t.steps_per_epoch // t.cfg.train.log_every, dict(mode.syncs)
+        evaluate(t.model, t.head, t.loss_fn, t.data, t.device, nc=False, bs=32)
+        if t.cfg.stage2.method != "none":
+            t.cfg.train.nc_tracking = False  # NC metrics need values: tests/metrics/test_device.py
+            t._stage2()
+
+
+def test_host_reads_per_step_before_and_after(monkeypatch, tmp_path):
+    """The host synchronisations of 8 training steps with online NC tracking and all three SpA
+    strategies (the fake-CUDA counter): today 1 (the end-of-epoch finiteness check)."""
+    with _fake_trainer(
+        monkeypatch, tmp_path, ["train.nc_source=online", "align.strategies=[proj,slerp,reg]"]
+    ) as (t, mode):
+        mode.syncs.clear()
+        t._train_epoch()
+        assert t.steps_per_epoch >= 4
+        assert sum(mode.syncs.values()) == 1, dict(mode.syncs)
+
+
+def test_nearest_etf_head_trains_through_nclab_train(tmp_path):
+    """B5: the nearest-ETF head edited its weight between forward and backward ("modified by an
+    inplace operation" at the first backward). Trained with the command a user runs."""
+    from nclab.cli import main
+
+    cfg = tmp_path / "nearest.yaml"
+    cfg.write_text("\n".join(o.replace("=", ": ", 1) for o in BASE if not o.startswith("model.kwargs")))
+    yaml_text = {}
+    for line in cfg.read_text().splitlines():
+        key, value = line.split(": ", 1)
+        section, field = key.split(".", 1)
+        yaml_text.setdefault(section, []).append(f"{field}: {value}")
+    cfg.write_text("".join(f"{s}: {{{', '.join(v)}}}\n" for s, v in yaml_text.items()))
+    run = tmp_path / "r"
+    assert main(["train", str(cfg), "head.name=nearest_etf", "train.epochs=3", "--run-dir", str(run)]) == 0
+    rows = _rows(run)
+    assert len(rows) == 3 and rows[-1]["head/classes_seen"] == 1.0
+    head_w = torch.load(run / "checkpoints" / "last.pt", weights_only=True)["head"]["weight"]
+    g = head_w.double() @ head_w.double().T  # still a simplex ETF after training
+    k = g.shape[0]
+    assert torch.allclose(g, (k * torch.eye(k, dtype=g.dtype) - 1) / (k - 1), atol=1e-5)
