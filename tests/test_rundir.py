@@ -114,3 +114,15 @@ def test_rows_are_json_lines(tmp_path):
     path = tmp_path / "m.jsonl"
     rundir.append_row(path, {"a": 1})
     assert json.loads(path.read_text()) == {"a": 1}
+
+
+def test_table_warns_about_duplicated_evaluations(tmp_path, capsys):
+    from nclab.cli import main
+
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "config.yaml").write_text("train: {epochs: 2, seed: 0}\n")
+    for e in (1, 2, 1, 2):  # what two writers leave
+        rundir.append_row(run / "metrics.jsonl", {"epoch": e, "acc/all": 0.5})
+    assert main(["table", str(run)]) == 0
+    assert "2 evaluation(s) more than once" in capsys.readouterr().err

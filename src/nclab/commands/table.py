@@ -49,6 +49,16 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"nclab table: left out {len(incomplete)} incomplete runs, e.g. {incomplete[0]}", file=sys.stderr
         )
+    from nclab.rundir import duplicate_evaluations
+
+    for r in runs:  # two writers leave every evaluation twice: the numbers are not one run's
+        dup = duplicate_evaluations(r.rows)
+        if dup:
+            print(
+                f"nclab table: warning: {r.dir / 'metrics.jsonl'} holds {len(dup)} evaluation(s) more than "
+                f"once (first: epoch {dup[0][0]}): two processes wrote this run directory",
+                file=sys.stderr,
+            )
     rows = aggregate(
         runs, group_by=args.group_by, metrics=metrics, at=args.at, paired_against=args.paired_against
     )
