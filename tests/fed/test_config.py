@@ -24,6 +24,8 @@ def test_every_fed_config_loads():
         ("partition.kind=iid", "partition.kind"),
         ("clients_per_round=5", "clients_per_round"),
         ("rounds=0", "rounds"),
+        ("device=cuda", "client_gpus"),
+        ("client_gpus=-1", "client_gpus"),
         ("round=3", "Valid keys"),
         ("lr=fast", "Valid keys"),
     ],

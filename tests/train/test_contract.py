@@ -188,3 +188,42 @@ def test_nearest_etf_head_trains_through_nclab_train(tmp_path):
     g = head_w.double() @ head_w.double().T  # still a simplex ETF after training
     k = g.shape[0]
     assert torch.allclose(g, (k * torch.eye(k, dtype=g.dtype) - 1) / (k - 1), atol=1e-5)
+
+
+def test_steps_per_epoch_drops_a_tail_smaller_than_the_ranks():
+    from nclab.train.loop import steps_per_epoch
+
+    assert steps_per_epoch(65, 32, 1) == 3  # one process keeps its last sample
+    assert steps_per_epoch(65, 32, 2) == 2  # 1 sample for 2 ranks: one rank would get an empty batch
+    assert steps_per_epoch(66, 32, 2) == 3
+    assert steps_per_epoch(1, 32, 4) == 1
+
+
+def test_amp_dtypes():
+    from nclab.train.loop import amp_dtype
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert amp_dtype("auto", cuda) == torch.float16 and amp_dtype("on", cuda) == torch.float16
+    assert amp_dtype("bf16", cpu) == amp_dtype("bf16", cuda) == torch.bfloat16
+    assert amp_dtype("auto", cpu) is None and amp_dtype("on", cpu) is None and amp_dtype("off", cuda) is None
+
+
+def test_bf16_deterministic_and_resume_across_amp_settings(tmp_path):
+    """bf16 autocast trains on the CPU; train.deterministic is restored after the run; a run saved
+    with AMP off (empty scaler state) resumes under another AMP setting."""
+    cfg = _config(["train.amp=bf16", "train.deterministic=true", "train.epochs=1"])
+    loop.Trainer(cfg, tmp_path / "a").fit()
+    assert not torch.are_deterministic_algorithms_enabled()
+    cfg = _config(["train.epochs=1"])
+    loop.Trainer(cfg, tmp_path / "b").fit()
+    more = _config(["train.epochs=2", "train.amp=bf16"])
+    loop.Trainer(more, tmp_path / "b", resume=True).fit()
+    assert [r["epoch"] for r in _rows(tmp_path / "b")] == [1, 2]
+
+
+def test_resume_with_other_hooks_is_a_clear_error(tmp_path):
+    from nclab.errors import NclabError
+
+    loop.Trainer(_config(["train.epochs=1", "align.strategies=[slerp]"]), tmp_path / "r").fit()
+    with pytest.raises(NclabError, match="SpASlerp"):
+        loop.Trainer(_config(["train.epochs=2", "align.strategies=[proj]"]), tmp_path / "r", resume=True)

@@ -75,6 +75,13 @@ def load_fed_config(
         )
     if out.device not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"device must be auto, cpu or cuda, got {out.device!r}")
+    if out.client_gpus < 0:
+        raise ConfigError(f"client_gpus must be >= 0, got {out.client_gpus}")
+    if out.device == "cuda" and out.client_gpus == 0:
+        raise ConfigError(
+            "device=cuda with client_gpus=0: Ray gives a simulated client no GPU unless it reserves "
+            "one; set client_gpus to the fraction of a GPU per client (e.g. client_gpus=0.1)"
+        )
     if out.rounds < 1:
         raise ConfigError("rounds must be >= 1")
     return out
