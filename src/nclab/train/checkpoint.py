@@ -24,23 +24,25 @@ import torch
 
 from nclab.errors import DataError
 
-_PRIMITIVES = (str, int, float, bool, type(None), torch.Tensor, torch.Size, torch.dtype, torch.device)
+_PLAIN = (str, int, float, bool, type(None))  # exact types: numpy.float64 is a float but pickles as numpy
+_TORCH = (torch.Tensor, torch.Size, torch.dtype, torch.device)
 
 
 def check_safe(obj: Any, where: str = "checkpoint") -> None:
     """Raise ``TypeError`` if ``obj`` holds anything but tensors and plain containers of primitives.
 
     Such an object could not be loaded back with ``weights_only=True``; convert it on save (a NumPy
-    array to a tensor, a ``Generator`` to its state, a set to a sorted list).
+    array to a tensor, a ``Generator`` to its state, a set to a sorted list, ``numpy.float64`` to
+    ``float``).
     """
-    if isinstance(obj, _PRIMITIVES):
+    if type(obj) in _PLAIN or isinstance(obj, _TORCH):
         return
-    if isinstance(obj, (dict, OrderedDict)):
+    if type(obj) in (dict, OrderedDict):
         for k, v in obj.items():
             check_safe(k, f"{where} key")
             check_safe(v, f"{where}[{k!r}]")
         return
-    if isinstance(obj, (list, tuple)):
+    if type(obj) in (list, tuple):
         for i, v in enumerate(obj):
             check_safe(v, f"{where}[{i}]")
         return
