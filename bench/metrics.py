@@ -1,65 +1,108 @@
-"""Benchmark of the measurement engine against its floor and a naive baseline, in one process.
+"""Benchmark of the full metric set: the two-pass and the one-pass path against their floors, one process.
 
-For each (N, d, K) it prints: the floor (one X.T @ X on the same data), nclab's one-pass metrics
-(FeatureStats + nc_metrics), nclab's full set (``measure``: both passes, nc4 and per-class nc1), and a
-straightforward two-pass implementation with a Python loop over classes (per-class covariances, numpy
-pinv, explicit distances). Targets (issue 2): one-pass set within 2x the floor, full set within 3x.
+For each (N, d, K) it prints, timed in the same run on the same data:
 
-Usage: python bench/metrics.py [--quick] [--dtype float32|float64] [--repeat R]
+- floor: one ``X.T @ X`` (N, d) -- what the one-pass second moment costs at least;
+- logits: one ``X @ W.T`` (N, d) x (d, K) -- a logits pass;
+- one-pass: ``measure(..., path="one_pass")`` (FeatureStats + SecondPass), and its peak extra memory;
+- two-pass: ``measure(..., path="two_pass")`` (class sums, then one product with [P | W^T]), and its
+  peak extra memory; ``auto`` is the path ``measure`` picks by default.
+
+Targets (issue 19): two-pass within 6x of one logits pass at K <= d/4 and within 2.5x of the floor at
+every shape; at least 3x faster than one-pass at (50k, 512, 100), 1.5x at (60k, 1024, 500), and
+never slower. Peak memory: resident-set high-water mark above the data (CPU, /proc/self/status VmHWM
+after resetting it), or ``torch.cuda.max_memory_allocated`` above the data (CUDA).
+
+Usage: python bench/metrics.py [--quick] [--device cpu|cuda] [--dtype float32|float64] [--repeat R]
+       [--shapes N,d,K ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import gc
 import time
 
 import torch
 
-from nclab.metrics import FeatureStats, measure, nc_metrics
+from nclab.metrics import measure
+
+SHAPES = [(50_000, 512, 10), (50_000, 512, 100), (60_000, 1024, 500), (116_000, 2048, 1000)]
+QUICK = [(5_000, 128, 10), (20_000, 256, 100)]
 
 
-def _time(fn, repeat: int) -> float:
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _time(fn, repeat: int, device: torch.device) -> float:
     best = float("inf")
     for _ in range(repeat):
+        _sync(device)
         t0 = time.perf_counter()
         fn()
+        _sync(device)
         best = min(best, time.perf_counter() - t0)
     return best
 
 
-def naive(h: torch.Tensor, y: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> dict[str, float]:
-    """Two passes with a Python loop over classes (how NC metrics are usually computed)."""
-    k = w.shape[0]
-    mu_g = h.mean(0)
-    means, covs = [], []
-    for c in range(k):
-        hc = h[y == c]
-        m = hc.mean(0)
-        means.append(m)
-        r = hc - m
-        covs.append(r.T @ r)
-    m = torch.stack(means)
-    mt = m - mu_g
-    sw = sum(covs) / len(y)
-    sb = mt.T @ mt / k
-    nc1 = torch.trace(sw @ torch.linalg.pinv(sb, hermitian=True)) / k
-    lin = (h @ w.T + b).argmax(1)
-    ncc = torch.cdist(h, m).argmin(1)
-    return {"nc1": float(nc1), "nc4": float((lin != ncc).float().mean())}
+def _trim() -> None:
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except OSError:  # not glibc
+        pass
+
+
+def _status_kb(key: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return -1
+
+
+def _peak_mb(fn, device: torch.device) -> float:
+    """Peak memory of ``fn()`` above what was in use before it, in MB (nan where not measurable)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        base = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        fn()
+        torch.cuda.synchronize(device)
+        return (torch.cuda.max_memory_allocated(device) - base) / 2**20
+    _trim()
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # reset VmHWM to the current RSS
+    except OSError:
+        return float("nan")
+    base = _status_kb("VmRSS")
+    fn()
+    return (_status_kb("VmHWM") - base) / 1024
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small sizes (seconds)")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=2, help="best of R (1 where the floor takes > 5 s)")
+    ap.add_argument("--shapes", nargs="*", help="N,d,K triples (default: the four of issue 19)")
     args = ap.parse_args()
     dtype = getattr(torch, args.dtype)
-    sizes = (
-        [(5000, 128, 10), (20000, 256, 100)] if args.quick else [(50_000, 512, 100), (116_000, 2048, 1000)]
+    device = torch.device(args.device)
+    if args.shapes:
+        sizes = [tuple(int(v) for v in s.split(",")) for s in args.shapes]
+    else:
+        sizes = QUICK if args.quick else SHAPES
+    print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, dtype {args.dtype}")
+    header = (
+        f"{'N':>7} {'d':>5} {'K':>5} | {'floor XtX':>9} {'logits':>8} | {'one-pass':>8} {'/floor':>6} "
+        f"{'MB':>6} | {'two-pass':>8} {'/floor':>6} {'/logit':>6} {'MB':>6} | {'speedup':>7} | auto"
     )
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, dtype {args.dtype}")
-    header = f"{'N':>7} {'d':>5} {'K':>5} | {'floor X^T X':>11} | {'one-pass':>9} {'x':>5} | {'full':>8} {'x':>5} | {'naive':>8} {'x':>5}"
     print(header)
     print("-" * len(header))
     for n, d, k in sizes:
@@ -70,21 +113,26 @@ def main() -> None:
         h = centres[y] + torch.randn(n, d, generator=g, dtype=dtype)
         w = torch.randn(k, d, generator=g, dtype=dtype)
         b = torch.randn(k, generator=g, dtype=dtype)
-        floor = _time(lambda: h.T @ h, args.repeat)
-
-        def one_pass():
-            st = FeatureStats(k, d)
-            for i in range(0, n, 16384):
-                st.update(h[i : i + 16384], y[i : i + 16384])
-            return nc_metrics(st, w, b)
-
-        t1 = _time(one_pass, args.repeat)
-        tf = _time(lambda: measure(h, y, w, b), args.repeat)
-        tn = _time(lambda: naive(h, y, w, b), 1)
+        h, y, w, b = (t.to(device) for t in (h, y, w, b))
+        del centres
+        _trim()
+        floor = _time(lambda: h.T @ h, 1, device)
+        rep = args.repeat if floor < 5.0 else 1
+        floor = min(floor, _time(lambda: h.T @ h, rep, device))
+        logits = _time(lambda: h @ w.T, max(rep, 2), device)
+        t1 = _time(lambda: measure(h, y, w, b, path="one_pass"), rep, device)
+        t2 = _time(lambda: measure(h, y, w, b, path="two_pass"), rep, device)
+        m1 = _peak_mb(lambda: measure(h, y, w, b, path="one_pass"), device)
+        m2 = _peak_mb(lambda: measure(h, y, w, b, path="two_pass"), device)
+        auto = measure(h[: 4 * k], y[: 4 * k], w, b)["path"] if n >= 4 * k else "-"
         print(
-            f"{n:>7} {d:>5} {k:>5} | {floor:>10.3f}s | {t1:>8.3f}s {t1 / floor:>5.2f} | "
-            f"{tf:>7.3f}s {tf / floor:>5.2f} | {tn:>7.3f}s {tn / floor:>5.2f}"
+            f"{n:>7} {d:>5} {k:>5} | {floor:>8.3f}s {logits:>7.3f}s | {t1:>7.3f}s {t1 / floor:>6.2f} "
+            f"{m1:>6.0f} | {t2:>7.3f}s {t2 / floor:>6.2f} {t2 / logits:>6.2f} {m2:>6.0f} | "
+            f"{t1 / t2:>6.2f}x | {auto}",
+            flush=True,
         )
+        del h, y, w, b
+        _trim()
 
 
 if __name__ == "__main__":

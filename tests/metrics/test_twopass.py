@@ -110,6 +110,19 @@ def test_rank_deficient_case_is_rank_deficient_and_k_greater_than_d_fills_the_sp
     assert measure(_t(h), torch.as_tensor(y), _t(w), _t(b))["rank_sigma_b"] == 3
 
 
+def test_many_classes_symmetric_within_block():
+    # r >= 128: Sigma_W inside the span is accumulated from upper-triangle strips
+    counts = [int(40 * 0.97**i) + 2 for i in range(140)]
+    h, y, w, b, _ = long_tailed(k=140, d=150, seed=12, counts=counts)
+    args = (_t(h), torch.as_tensor(y), _t(w), _t(b))
+    two = measure(*args, batch_size=1000, path="two_pass")
+    one = measure(*args, path="one_pass")
+    assert two["rank_sigma_b"] == 139
+    for key in COV_KEYS + ["nc4"]:
+        assert two[key] == pytest.approx(one[key], rel=1e-8), key
+    np.testing.assert_allclose(two["per_class"]["nc1"], one["per_class"]["nc1"], rtol=1e-8)
+
+
 def test_missing_class_with_allow_missing():
     h, y, w, b, _ = long_tailed(k=5, d=4, seed=9)
     keep = y != 2

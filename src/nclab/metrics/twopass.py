@@ -55,10 +55,10 @@ Batches = (
 
 
 # -- the path choice ------------------------------------------------------------------------------
-def _gram_cost(m: int) -> float:
-    """Multiply-adds per row of ``symmetric_gram`` on an (N, m) matrix (its strips skip the lower
-    triangle: (nb + 1) / (2 nb) of m^2 with nb = min(8, m // 256) strips, or m^2 when nb < 2)."""
-    nb = min(8, m // 256)
+def _gram_cost(m: int, block: int = 256) -> float:
+    """Multiply-adds per row of ``symmetric_gram(x, block)`` on an (N, m) matrix (its strips skip the
+    lower triangle: (nb + 1) / (2 nb) of m^2 with nb = min(8, m // block) strips, m^2 when nb < 2)."""
+    nb = min(8, m // block)
     return m * m * ((nb + 1) / (2 * nb) if nb >= 2 else 1.0)
 
 
@@ -84,7 +84,7 @@ def path_costs(
     d, k = int(dim), int(num_classes)
     r = min(k - 1 if center == "weighted" else k, d)
     wk = d * k + r * k if (has_weights and full) else 0.0
-    two = d * r + _gram_cost(r) + wk + reread_cost
+    two = d * r + _gram_cost(r, 64) + wk + reread_cost
     one = _gram_cost(d) + ((d * r + wk + reread_cost) if full else 0.0)
     return {"two_pass": float(two), "one_pass": float(one)}
 
@@ -136,11 +136,22 @@ def _compute_dtype(x: torch.Tensor) -> torch.dtype:
 
 
 def _chunk_rows(x: torch.Tensor) -> int:
-    """Rows per chunk: about 4 MB of input on the CPU (buffers are reused, so the big intermediates
-    stay in cache and fresh memory is never touched per batch); the whole batch on a GPU."""
+    """Rows per chunk: 4M values (16 MB of float32) on the CPU, in buffers reused across chunks, so no
+    fresh memory is touched per batch; the whole batch on a GPU."""
     if x.device.type != "cpu":
         return max(1, x.shape[0])
-    return max(128, min(8192, (1 << 20) // max(1, x.shape[1])))
+    return max(256, min(16384, (1 << 22) // max(1, x.shape[1])))
+
+
+def _buffer(cache: dict, name: str, rows: int, cols: int, like: torch.Tensor) -> torch.Tensor:
+    """A reusable (rows, cols) work buffer in the dtype/device of ``like`` (kept across batches, so the
+    memory is touched once per pass, not once per batch)."""
+    key = (name, like.dtype, like.device)
+    buf = cache.get(key)
+    if buf is None or buf.shape[0] < rows or buf.shape[1] != cols:
+        buf = torch.empty(rows, cols, dtype=like.dtype, device=like.device)
+        cache[key] = buf
+    return buf
 
 
 def _flat_all_reduce(tensors: list[torch.Tensor], group: Any = None) -> None:
@@ -177,6 +188,7 @@ class ClassSums:
         self._fixed = device is not None
         self._alloc(torch.device(device) if device is not None else torch.device("cpu"))
         self._shift: torch.Tensor | None = None
+        self._buffers: dict = {}
 
     def _alloc(self, device: torch.device) -> None:
         f64 = {"dtype": torch.float64, "device": device}
@@ -210,7 +222,7 @@ class ClassSums:
         shift = self._shift.to(dt)
         rows = _chunk_rows(x)
         acc = torch.zeros(k, self.dim, dtype=dt, device=dev)
-        buf = torch.empty(min(rows, n), self.dim, dtype=dt, device=dev)
+        buf = _buffer(self._buffers, "x", min(rows, n), self.dim, acc)
         for lo in range(0, n, rows):
             m = min(rows, n - lo)
             xb = torch.sub(x.narrow(0, lo, m).to(dt), shift, out=buf.narrow(0, 0, m))
@@ -345,17 +357,23 @@ class SpanPass:
         if self.has_w:
             assert weights is not None
             w = weights.detach().to("cpu", torch.float64)
-            consts["wt"] = w.T.contiguous()
-            consts["b"] = (
+            b64 = (
                 bias.detach().to("cpu", torch.float64)
                 if bias is not None
                 else torch.zeros(k, dtype=torch.float64)
             )
-            consts["mcp"] = (means - p.mu_g) @ p.proj  # (K, r): P^T (mu_k - mu_G)
-            consts["ncc"] = (s * s)[:, None] * p.left.T  # (r, K_p): q^T S^2 U^T = h'.m_k
-            consts["neg_half_sq"] = -0.5 * (p.mt * p.mt).sum(1)  # (K_p,)
+            consts["big"] = torch.cat([p.proj, w.T], dim=1)  # (d, r + K): [P | W^T]
+            # w_j^T h + b_j = w_j^T (h - mu_y) + (w_j^T mu_y + b_j): the class means' logits, (K, K)
+            consts["lin0"] = means @ w.T + b64
+            # nearest centre on P^T h' = z + P^T (mu_y - mu_G): h'.m_j - ||m_j||^2/2 = z (S^2 U^T)_j + T[y, j]
+            ncc = (s * s).unsqueeze(1) * p.left.T  # (r, K_p)
+            consts["ncc"] = ncc
+            consts["near0"] = ((means - p.mu_g) @ p.proj) @ ncc - 0.5 * (p.mt * p.mt).sum(1)  # (K, K_p)
+        else:
+            consts["big"] = p.proj
         self._consts64 = consts
         self._cache: dict[tuple[torch.dtype, torch.device], dict[str, torch.Tensor]] = {}
+        self._buffers: dict = {}
         self._present = p.present.to(self.device)
         self._s = s
         f64 = {"dtype": torch.float64, "device": self.device}
@@ -392,39 +410,37 @@ class SpanPass:
         c = self._c(dt, dev)
         rows = _chunk_rows(x)
         mm = min(rows, n)
-        xbuf = torch.empty(mm, self.dim, dtype=dt, device=dev)
-        zbuf = torch.empty(mm, r, dtype=dt, device=dev)
+        big = c["big"]
+        xbuf = _buffer(self._buffers, "x", mm, self.dim, big)
+        obuf = _buffer(self._buffers, "out", mm, big.shape[1], big)
         cov = torch.zeros(r, r, dtype=dt, device=dev)
-        sym = r >= 512
+        sym = r >= 128  # C from upper-triangle strips of >= 64 columns: about r^2/2 (symmetric_gram)
         if self.has_w:
-            lbuf = torch.empty(mm, k, dtype=dt, device=dev)
-            qbuf = torch.empty(mm, r, dtype=dt, device=dev)
-            sbuf = torch.empty(mm, len(self._present), dtype=dt, device=dev)
+            lbuf = _buffer(self._buffers, "logits", mm, k, big)
+            sbuf = _buffer(self._buffers, "scores", mm, len(self._present), big)
             mism = torch.zeros((), dtype=torch.long, device=dev)
         for lo in range(0, n, rows):
             m = min(rows, n - lo)
-            xb = x.narrow(0, lo, m).to(dt)
             yb = y.narrow(0, lo, m)
             xc = torch.index_select(c["means"], 0, yb, out=xbuf.narrow(0, 0, m))
-            torch.sub(xb, xc, out=xc)  # h - mu_y, of the order of the within-class spread
+            torch.sub(x.narrow(0, lo, m).to(dt), xc, out=xc)  # h - mu_y: of the order of the within spread
             self.sq_dev.index_add_(0, yb, torch.linalg.vecdot(xc, xc).double())
-            z = torch.mm(xc, c["proj"], out=zbuf.narrow(0, 0, m))  # P^T (h - mu_y)
+            out = torch.mm(xc, big, out=obuf.narrow(0, 0, m))  # the one product: (h - mu_y) [P | W^T]
+            z = out.narrow(1, 0, r)  # P^T (h - mu_y)
             self.resid.index_add_(0, yb, torch.linalg.vecdot(z, z).double())
             if sym:
-                cov += symmetric_gram(z)
+                cov += symmetric_gram(z, block=64)
             else:
                 cov.addmm_(z.T, z)
             if self.has_w:
-                logits = torch.mm(xb, c["wt"], out=lbuf.narrow(0, 0, m)).add_(c["b"])
-                pred = logits.argmax(1)
-                q = torch.index_select(c["mcp"], 0, yb, out=qbuf.narrow(0, 0, m)).add_(z)  # P^T (h - mu_G)
-                scores = torch.mm(q, c["ncc"], out=sbuf.narrow(0, 0, m)).add_(
-                    c["neg_half_sq"]
-                )  # h'.m_k - |m_k|^2/2
+                logits = torch.index_select(c["lin0"], 0, yb, out=lbuf.narrow(0, 0, m)).add_(
+                    out.narrow(1, r, k)
+                )
+                scores = torch.index_select(c["near0"], 0, yb, out=sbuf.narrow(0, 0, m)).addmm_(z, c["ncc"])
                 near = scores.argmax(1)
                 if not self._all_present:
                     near = self._present.index_select(0, near)
-                mism += (pred != near).sum()
+                mism += (logits.argmax(1) != near).sum()
         if self.has_w:
             self.mismatch += mism
         self.cov += cov.double()
