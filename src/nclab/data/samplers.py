@@ -88,7 +88,7 @@ class Progressive(Sampler):
 
 
 class Deferred(Sampler):
-    def __init__(self, labels, counts, *, seed=0, start_epoch: int = 0, epochs: int = 1):
+    def __init__(self, labels, counts, *, seed=0, start_epoch: int = 0):
         super().__init__(labels, counts, seed=seed)
         self.start_epoch = int(start_epoch)
 
@@ -97,32 +97,36 @@ class Deferred(Sampler):
 
 
 @SAMPLERS.register
-def instance(labels, counts, *, seed=0, **_: Any) -> Sampler:
+def instance(labels, counts, *, seed=0) -> Sampler:
     return Sampler(labels, counts, seed=seed)
 
 
 @SAMPLERS.register
-def class_balanced(labels, counts, *, seed=0, **_: Any) -> Sampler:
+def class_balanced(labels, counts, *, seed=0) -> Sampler:
     return ClassBalanced(labels, counts, seed=seed)
 
 
 @SAMPLERS.register
-def square_root(labels, counts, *, seed=0, **_: Any) -> Sampler:
+def square_root(labels, counts, *, seed=0) -> Sampler:
     return SquareRoot(labels, counts, seed=seed)
 
 
 @SAMPLERS.register
-def progressive(labels, counts, *, seed=0, epochs: int = 1, **_: Any) -> Sampler:
+def progressive(labels, counts, *, seed=0, epochs: int = 1) -> Sampler:
     return Progressive(labels, counts, seed=seed, epochs=epochs)
 
 
 @SAMPLERS.register
-def drs(labels, counts, *, seed=0, start_epoch: int = 0, **_: Any) -> Sampler:
+def drs(labels, counts, *, seed=0, start_epoch: int = 0) -> Sampler:
     return Deferred(labels, counts, seed=seed, start_epoch=start_epoch)
 
 
 def create_sampler(
     name: str, labels: torch.Tensor, counts: Sequence[int], *, seed: int = 0, **params: Any
 ) -> Sampler:
-    """The sampler registered as ``name`` (instance, class_balanced, square_root, progressive, drs)."""
+    """The sampler registered as ``name`` (instance, class_balanced, square_root, progressive, drs).
+
+    ``params`` are the sampler's options (``epochs`` for progressive, ``start_epoch`` for drs); an
+    option the sampler does not take raises, naming the accepted ones.
+    """
     return SAMPLERS.create(name, labels, counts, seed=seed, **params)

@@ -18,7 +18,10 @@ register_head = HEADS.register
 
 
 def create_head(name: str, in_features: int, num_classes: int, **kwargs: Any) -> nn.Module:
-    """Build the head registered as ``name`` for ``in_features`` -> ``num_classes``."""
+    """Build the head registered as ``name`` for ``in_features`` -> ``num_classes``.
+
+    An option in ``kwargs`` the head does not take raises, naming the accepted options.
+    """
     return HEADS.create(name, in_features, num_classes, **kwargs)
 
 
@@ -39,7 +42,7 @@ class LinearHead(nn.Linear):
 
 
 @register_head
-def linear(in_features: int, num_classes: int, *, bias: bool = True, **_: Any) -> nn.Module:
+def linear(in_features: int, num_classes: int, *, bias: bool = True) -> nn.Module:
     """Learnable linear head (papers.md section 2)."""
     return LinearHead(in_features, num_classes, bias=bias)
 

@@ -11,8 +11,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -172,18 +170,34 @@ class CosineHead(nn.Module):
 
 
 @register_head
-def fixed_etf(in_features: int, num_classes: int, **kw: Any) -> nn.Module:
+def fixed_etf(
+    in_features: int,
+    num_classes: int,
+    *,
+    bias: bool = False,
+    seed: int = 0,
+    scale: float = 1.0,
+    normalize: bool = False,
+) -> nn.Module:
     """Fixed simplex-ETF classifier (buffer), optional learnable bias."""
-    return FixedETFHead(in_features, num_classes, **kw)
+    return FixedETFHead(in_features, num_classes, bias=bias, seed=seed, scale=scale, normalize=normalize)
 
 
 @register_head(name="nearest_etf")
-def _nearest_etf(in_features: int, num_classes: int, **kw: Any) -> nn.Module:
+def _nearest_etf(
+    in_features: int,
+    num_classes: int,
+    *,
+    tau: float = 5.0,
+    momentum: float = 0.9,
+    delta: float = 1e-3,
+    seed: int = 0,
+) -> nn.Module:
     """Nearest simplex ETF to the EMA of centred class means (Markou et al. 2024)."""
-    return NearestETFHead(in_features, num_classes, **kw)
+    return NearestETFHead(in_features, num_classes, tau=tau, momentum=momentum, delta=delta, seed=seed)
 
 
 @register_head
-def cosine(in_features: int, num_classes: int, **kw: Any) -> nn.Module:
+def cosine(in_features: int, num_classes: int, *, tau: float = 16.0) -> nn.Module:
     """Cosine classifier with temperature."""
-    return CosineHead(in_features, num_classes, **kw)
+    return CosineHead(in_features, num_classes, tau=tau)

@@ -21,7 +21,10 @@ register_loss = LOSSES.register
 
 
 def create_loss(name: str, counts: Sequence[int], **params: Any) -> nn.Module:
-    """Build the loss registered as ``name`` for the given training class counts."""
+    """Build the loss registered as ``name`` for the given training class counts.
+
+    An option in ``params`` the loss does not take raises, naming the accepted options.
+    """
     return LOSSES.create(name, counts, **params)
 
 

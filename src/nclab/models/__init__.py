@@ -3,10 +3,16 @@
 Contract (as timm's ``forward_features``): every model built by :func:`create_model` is an
 ``nn.Module`` with ``forward(x) -> (B, num_features)`` features and an int attribute
 ``num_features``. Register new backbones with ``@register_model``.
+
+Factories are strict: an option a backbone does not take raises, naming the accepted ones. The input
+spec is explicit: each backbone names the input argument it uses (``in_channels`` for the image
+backbones, ``in_features`` for the MLP) and :func:`create_model` passes ``inputs`` entries only to the
+backbones whose signature names them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from torch import nn
@@ -17,9 +23,20 @@ MODELS: Registry = Registry("model")
 register_model = MODELS.register
 
 
-def create_model(name: str, **kwargs: Any) -> nn.Module:
-    """Build the backbone registered as ``name`` (unknown names list the available ones)."""
-    return MODELS.create(name, **kwargs)
+def create_model(name: str, *, inputs: Mapping[str, Any] | None = None, **kwargs: Any) -> nn.Module:
+    """Build the backbone registered as ``name``.
+
+    Args:
+        name: a registered backbone (unknown names list the available ones).
+        inputs: the input spec, e.g. ``{"in_channels": 3, "in_features": 3072}``; each entry reaches the
+            backbone only if its factory takes it, and an explicit keyword in ``kwargs`` wins.
+        **kwargs: backbone options; an unknown one raises naming the accepted options.
+
+    Example:
+        >>> create_model("mlp", inputs={"in_channels": 1, "in_features": 8}, feature_dim=4).num_features
+        4
+    """
+    return MODELS.create(name, _optional=inputs, **kwargs)
 
 
 def list_models() -> list[str]:
@@ -46,7 +63,7 @@ class MLP(nn.Module):
 
 
 @register_model
-def mlp(*, in_features: int, hidden: int = 128, feature_dim: int = 64, depth: int = 2, **_: Any):
+def mlp(*, in_features: int, hidden: int = 128, feature_dim: int = 64, depth: int = 2):
     """MLP backbone: ``depth`` Linear+ReLU layers ending in ``feature_dim`` features."""
     return MLP(in_features, hidden, feature_dim, depth)
 

@@ -16,8 +16,6 @@ BatchNorm shortcut, and no projection.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -61,7 +59,6 @@ def cnn_small(
     width: int = 64,
     feature_dim: int | None = 128,
     feature_mode: str = "project",
-    **_: Any,
 ):
     """Small CNN for 28x28 inputs: conv(32)-BN-ReLU-pool, conv(64)-BN-ReLU-pool, linear to ``width``."""
     _check_mode(feature_mode, feature_dim, residual=False)
@@ -134,7 +131,7 @@ class _Bottleneck(nn.Module):
 
 @register_model
 def resnet32_cifar(
-    *, in_channels: int = 3, feature_dim: int | None = None, feature_mode: str = "project", **_: Any
+    *, in_channels: int = 3, feature_dim: int | None = None, feature_mode: str = "project"
 ):
     """The LDAM-DRW ResNet-32 for 32x32 inputs (64 features)."""
     narrow = _check_mode(feature_mode, feature_dim, residual=True)
@@ -187,7 +184,6 @@ def resnet18(
     stem: str = "cifar",
     feature_dim: int | None = None,
     feature_mode: str = "project",
-    **_: Any,
 ):
     """ResNet-18 (512 features) with a CIFAR or ImageNet stem."""
     return _resnet(_BasicBlock, [2, 2, 2, 2], in_channels, stem, feature_dim, feature_mode)
@@ -200,7 +196,6 @@ def resnet50(
     stem: str = "imagenet",
     feature_dim: int | None = None,
     feature_mode: str = "project",
-    **_: Any,
 ):
     """ResNet-50 (2048 features) with a CIFAR or ImageNet stem."""
     return _resnet(_Bottleneck, [3, 4, 6, 3], in_channels, stem, feature_dim, feature_mode)

@@ -46,10 +46,8 @@ def build_modules(cfg: Config, data: TrainData) -> tuple[nn.Module, nn.Module]:
     from nclab.models import create_model
 
     torch.manual_seed(cfg.train.seed)
-    kw = dict(cfg.model.kwargs)
-    kw.setdefault("in_channels", data.in_channels)
-    kw.setdefault("in_features", data.in_features)
-    model = create_model(cfg.model.name, feature_dim=cfg.model.feature_dim, **kw)
+    inputs = {"in_channels": data.in_channels, "in_features": data.in_features}  # each backbone takes its own
+    model = create_model(cfg.model.name, inputs=inputs, feature_dim=cfg.model.feature_dim, **dict(cfg.model.kwargs))
     head = create_head(cfg.head.name, model.num_features, len(data.counts), **dict(cfg.head.kwargs))
     return model, head
 
