@@ -14,7 +14,7 @@ never slower. Peak memory: resident-set high-water mark above the data (CPU, /pr
 after resetting it), or ``torch.cuda.max_memory_allocated`` above the data (CUDA).
 
 Usage: python bench/metrics.py [--quick] [--device cpu|cuda] [--dtype float32|float64] [--repeat R]
-       [--shapes N,d,K ...]
+       [--threads T] [--shapes N,d,K ...]
 """
 
 from __future__ import annotations
@@ -22,11 +22,15 @@ from __future__ import annotations
 import argparse
 import ctypes
 import gc
+import math
 import time
+import warnings
 
 import torch
 
 from nclab.metrics import measure
+
+warnings.simplefilter("ignore")  # one-sample classes in the random labels warn
 
 SHAPES = [(50_000, 512, 10), (50_000, 512, 100), (60_000, 1024, 500), (116_000, 2048, 1000)]
 QUICK = [(5_000, 128, 10), (20_000, 256, 100)]
@@ -64,24 +68,34 @@ def _status_kb(key: str) -> int:
     return -1
 
 
-def _peak_mb(fn, device: torch.device) -> float:
-    """Peak memory of ``fn()`` above what was in use before it, in MB (nan where not measurable)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        base = torch.cuda.memory_allocated(device)
-        torch.cuda.reset_peak_memory_stats(device)
+def _timed_peak(fn, repeat: int, device: torch.device) -> tuple[float, float]:
+    """Best time of ``fn()`` over ``repeat`` runs and its peak memory above what was in use before
+    each run, in MB (nan where not measurable)."""
+    best, peak = float("inf"), float("nan")
+    for _ in range(repeat):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+            base = torch.cuda.memory_allocated(device)
+            torch.cuda.reset_peak_memory_stats(device)
+        else:
+            _trim()
+            base = -1
+            try:
+                with open("/proc/self/clear_refs", "w") as f:
+                    f.write("5")  # reset VmHWM to the current RSS
+                base = _status_kb("VmRSS")
+            except OSError:
+                pass
+        t0 = time.perf_counter()
         fn()
-        torch.cuda.synchronize(device)
-        return (torch.cuda.max_memory_allocated(device) - base) / 2**20
-    _trim()
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")  # reset VmHWM to the current RSS
-    except OSError:
-        return float("nan")
-    base = _status_kb("VmRSS")
-    fn()
-    return (_status_kb("VmHWM") - base) / 1024
+        _sync(device)
+        best = min(best, time.perf_counter() - t0)
+        if device.type == "cuda":
+            mb = (torch.cuda.max_memory_allocated(device) - base) / 2**20
+        else:
+            mb = (_status_kb("VmHWM") - base) / 1024 if base >= 0 else float("nan")
+        peak = mb if math.isnan(peak) else max(peak, mb)
+    return best, peak
 
 
 def main() -> None:
@@ -91,14 +105,19 @@ def main() -> None:
     ap.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     ap.add_argument("--repeat", type=int, default=2, help="best of R (1 where the floor takes > 5 s)")
     ap.add_argument("--shapes", nargs="*", help="N,d,K triples (default: the four of issue 19)")
+    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype)
     device = torch.device(args.device)
     if args.shapes:
         sizes = [tuple(int(v) for v in s.split(",")) for s in args.shapes]
     else:
         sizes = QUICK if args.quick else SHAPES
-    print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, dtype {args.dtype}")
+    print(
+        f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, dtype {args.dtype}"
+    )
     header = (
         f"{'N':>7} {'d':>5} {'K':>5} | {'floor XtX':>9} {'logits':>8} | {'one-pass':>8} {'/floor':>6} "
         f"{'MB':>6} | {'two-pass':>8} {'/floor':>6} {'/logit':>6} {'MB':>6} | {'speedup':>7} | auto"
@@ -106,33 +125,35 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     for n, d, k in sizes:
-        g = torch.Generator().manual_seed(0)
-        y = torch.randint(0, k, (n,), generator=g)
-        y[:k] = torch.arange(k)
-        centres = torch.randn(k, d, generator=g, dtype=dtype) * 3
-        h = centres[y] + torch.randn(n, d, generator=g, dtype=dtype)
-        w = torch.randn(k, d, generator=g, dtype=dtype)
-        b = torch.randn(k, generator=g, dtype=dtype)
-        h, y, w, b = (t.to(device) for t in (h, y, w, b))
-        del centres
-        _trim()
-        floor = _time(lambda: h.T @ h, 1, device)
-        rep = args.repeat if floor < 5.0 else 1
-        floor = min(floor, _time(lambda: h.T @ h, rep, device))
-        logits = _time(lambda: h @ w.T, max(rep, 2), device)
-        t1 = _time(lambda: measure(h, y, w, b, path="one_pass"), rep, device)
-        t2 = _time(lambda: measure(h, y, w, b, path="two_pass"), rep, device)
-        m1 = _peak_mb(lambda: measure(h, y, w, b, path="one_pass"), device)
-        m2 = _peak_mb(lambda: measure(h, y, w, b, path="two_pass"), device)
-        auto = measure(h[: 4 * k], y[: 4 * k], w, b)["path"] if n >= 4 * k else "-"
-        print(
-            f"{n:>7} {d:>5} {k:>5} | {floor:>8.3f}s {logits:>7.3f}s | {t1:>7.3f}s {t1 / floor:>6.2f} "
-            f"{m1:>6.0f} | {t2:>7.3f}s {t2 / floor:>6.2f} {t2 / logits:>6.2f} {m2:>6.0f} | "
-            f"{t1 / t2:>6.2f}x | {auto}",
-            flush=True,
-        )
-        del h, y, w, b
-        _trim()
+        _row(n, d, k, dtype, device, args.repeat)
+
+
+def _row(n: int, d: int, k: int, dtype: torch.dtype, device: torch.device, repeat: int) -> None:
+    """Time one shape and print its row (its tensors are freed on return)."""
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, k, (n,), generator=g)
+    y[:k] = torch.arange(k)
+    centres = torch.randn(k, d, generator=g, dtype=dtype) * 3
+    h = (centres[y] + torch.randn(n, d, generator=g, dtype=dtype)).to(device)
+    y = y.to(device)
+    w = torch.randn(k, d, generator=g, dtype=dtype).to(device)
+    b = torch.randn(k, generator=g, dtype=dtype).to(device)
+    del centres
+    _trim()
+    floor = _time(lambda: h.T @ h, 1, device)
+    rep = repeat if floor < 5.0 else 1
+    if rep > 1:
+        floor = min(floor, _time(lambda: h.T @ h, rep - 1, device))
+    logits = _time(lambda: h @ w.T, max(rep, 2), device)
+    t1, m1 = _timed_peak(lambda: measure(h, y, w, b, path="one_pass"), rep, device)
+    t2, m2 = _timed_peak(lambda: measure(h, y, w, b, path="two_pass"), rep, device)
+    auto = measure(h[: 4 * k], y[: 4 * k], w, b)["path"] if n >= 4 * k else "-"
+    print(
+        f"{n:>7} {d:>5} {k:>5} | {floor:>8.3f}s {logits:>7.3f}s | {t1:>7.3f}s {t1 / floor:>6.2f} "
+        f"{m1:>6.0f} | {t2:>7.3f}s {t2 / floor:>6.2f} {t2 / logits:>6.2f} {m2:>6.0f} | "
+        f"{t1 / t2:>6.2f}x | {auto}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":
