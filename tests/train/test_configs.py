@@ -41,6 +41,27 @@ def test_every_recipe_method_align_triple_validates(recipe):
                 assert cfg.align.strategies == [align.stem]
 
 
+@pytest.mark.parametrize("method", METHODS, ids=lambda p: p.stem)
+def test_every_method_fragment_builds_its_parts(method):
+    """The fragment's loss, head and sampler options are ones their registries accept."""
+    import torch
+
+    from nclab.data.samplers import create_sampler
+    from nclab.heads import create_head
+    from nclab.losses import create_loss
+
+    cfg = load_config([CONFIGS / "recipes" / "synthetic.yaml", method])
+    counts = [8, 4, 2]
+    create_loss(cfg.loss.name, counts, **dict(cfg.loss.kwargs))
+    d = cfg.model.feature_dim if cfg.head.name != "fixed_etf" else len(counts)
+    create_head(cfg.head.name, d, len(counts), **dict(cfg.head.kwargs))
+    skw = dict(cfg.sampler.kwargs)
+    if cfg.sampler.name == "progressive":
+        skw.setdefault("epochs", cfg.train.epochs)
+    labels = torch.repeat_interleave(torch.arange(3), torch.tensor(counts))
+    create_sampler(cfg.sampler.name, labels, counts, seed=0, **skw)
+
+
 def test_documented_combination_is_one_command():
     """`nclab train recipes/cifar100_lt.yaml methods/ldam_drw.yaml align/slerp.yaml data.imbalance=50`
     is the old generated if50_ldam_drw_spa_slerp.yaml."""
