@@ -48,3 +48,12 @@ def test_progressive_and_deferred_schedules():
 def test_unknown_sampler():
     with pytest.raises(RegistryError, match="class_balanced"):
         create_sampler("balanced", LABELS, COUNTS)
+
+
+def test_unknown_sampler_option_names_the_accepted_ones():
+    with pytest.raises(RegistryError, match=r"sampler option 'start_epch' for drs; accepted: seed, start_epoch\."):
+        create_sampler("drs", LABELS, COUNTS, start_epch=2)
+    with pytest.raises(RegistryError, match="sampler option 'epochs' for drs"):
+        create_sampler("drs", LABELS, COUNTS, epochs=4)  # only progressive has an epoch count
+    with pytest.raises(RegistryError, match="sampler option 'epochs' for class_balanced; accepted: seed"):
+        create_sampler("class_balanced", LABELS, COUNTS, epochs=4)

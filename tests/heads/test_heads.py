@@ -56,3 +56,21 @@ def test_cosine_head_scale():
     out = head(torch.randn(5, 4))
     assert out.abs().max() <= 2.0 + 1e-6
     assert math.isclose(head.tau, 2.0)
+
+
+@pytest.mark.parametrize("name", list_heads())
+def test_unknown_head_option_raises_and_factory_defaults_match_the_class(name):
+    import inspect
+
+    from nclab.errors import RegistryError
+    from nclab.heads import HEADS
+
+    with pytest.raises(RegistryError, match=f"unknown head option 'nope' for {name}; accepted: "):
+        create_head(name, 12, 5, nope=1)
+    factory = inspect.signature(HEADS.get(name)).parameters
+    head_cls = type(create_head(name, 12, 5))
+    init = inspect.signature(head_cls.__init__).parameters
+    options = {k: p.default for k, p in factory.items() if p.kind is p.KEYWORD_ONLY}
+    # the factory forwards every keyword-only option of the class, with the same defaults
+    assert {k for k, p in init.items() if p.kind is p.KEYWORD_ONLY} <= set(options), name
+    assert options == {k: init[k].default for k in options}, name

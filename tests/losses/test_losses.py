@@ -128,3 +128,11 @@ def test_loss_errors():
         create_loss("cb", COUNTS, beta=1.0)
     with pytest.raises(RegistryError, match="ldam"):
         create_loss("ldamm", COUNTS)
+
+
+def test_unknown_loss_option_names_the_accepted_ones():
+    msg = r"unknown loss option 'gama' for focal; accepted: gamma\. Did you mean 'gamma'\?"
+    with pytest.raises(RegistryError, match=msg):
+        create_loss("focal", COUNTS, gama=2.0)
+    with pytest.raises(RegistryError, match="'tau' for balanced_softmax; accepted: none"):
+        create_loss("balanced_softmax", COUNTS, tau=1.0)

@@ -65,3 +65,25 @@ def test_narrow_mode_outputs_k_channels_without_projection(name, kw, shape):
     assert sum(p.numel() for p in m.parameters()) < sum(p.numel() for p in base.parameters())
     with pytest.raises(ConfigError, match="feature_dim"):
         create_model(name, feature_mode="narrow", **kw)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_unknown_model_option_names_the_accepted_ones(name):
+    with pytest.raises(RegistryError, match=f"unknown model option 'widht' for {name}; accepted: .*feature_dim"):
+        create_model(name, **INPUTS[name][0], widht=3)
+
+
+def test_inputs_spec_reaches_only_the_backbones_that_take_it():
+    inputs = {"in_channels": 1, "in_features": 12}
+    torch.manual_seed(0)
+    a = create_model("mlp", inputs=inputs, feature_dim=8)
+    torch.manual_seed(0)
+    b = create_model("mlp", in_features=12, feature_dim=8)  # same seed, same initialisation
+    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+    cnn = create_model("cnn_small", inputs=inputs)
+    assert cnn(torch.randn(2, 1, 28, 28)).shape == (2, cnn.num_features)
+    assert create_model("resnet32_cifar", inputs={"in_channels": 1, "in_features": 1024}).body[0].in_channels == 1
+    # an explicit keyword wins over the spec
+    assert create_model("mlp", inputs=inputs, in_features=5)(torch.randn(2, 5)).shape == (2, 64)
+    with pytest.raises(RegistryError, match="model mlp: missing a required argument: 'in_features'"):
+        create_model("mlp", inputs={"in_channels": 3})
