@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from nclab.cli import main
 from nclab.rundir import is_complete, read_rows
@@ -155,3 +156,23 @@ def test_killed_sweep_resumes_exactly(tmp_path):
     assert _files(a) == before
     assert "--resume" in (out / "copy=b" / "seed=0.log").read_text()
     assert _metrics(b) == _metrics(a)
+
+
+@pytest.mark.slow
+def test_fed_sweep_records_its_sources(tmp_path, capsys):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        f"command: fed\nbase: [{ROOT / 'configs' / 'recipes' / 'fed_synthetic.yaml'}]\noverrides: [rounds=1]\n"
+        "axes: {method: {fedavg: [method=fedavg]}}\nseeds: [0]\n"
+    )
+    out = tmp_path / "out"
+    assert main(["sweep", str(spec), "--out", str(out)]) == 0
+    run = out / "method=fedavg" / "seed=0"
+    assert is_complete(run)
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    assert cfg["method"] == "fedavg" and cfg["rounds"] == 1
+    assert [Path(s).name for s in cfg["meta"]["sources"]] == ["fed_synthetic.yaml"]
+    capsys.readouterr()
+    assert main(["table", str(out), "--metrics", "acc/all", "fed/personal_acc", "--format", "json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["method"] == "fedavg" and row["seeds"] == 1 and 0.0 <= row["acc/all"]["mean"] <= 1.0

@@ -85,3 +85,8 @@ def load_fed_config(
     if out.rounds < 1:
         raise ConfigError("rounds must be >= 1")
     return out
+
+
+def config_sources(c: FedConfig) -> list[str]:
+    """The config files :func:`load_fed_config` merged into ``c``, in merge order (empty if built otherwise)."""
+    return list(c.__dict__.get("_sources", []))

@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 
 from nclab import rundir
 from nclab.errors import ConfigError, DataError, NclabError
-from nclab.fed.config import FedConfig
+from nclab.fed.config import FedConfig, config_sources
 from nclab.fed.local import predict
 from nclab.fed.setup import get_setup
 from nclab.train import checkpoint
@@ -65,7 +65,8 @@ class FedRun:
         s = self.setup
         (self.dir / "checkpoints").mkdir(parents=True, exist_ok=True)
         (self.dir / "geometry").mkdir(exist_ok=True)
-        (self.dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(self.cfg)))
+        meta = f"meta:\n  sources: {json.dumps(config_sources(self.cfg))}\n"  # the files composed
+        (self.dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(self.cfg)) + meta)
         (self.dir / "classes.json").write_text(json.dumps({"names": s.class_names, "counts": s.counts}))
         (self.dir / "clients.json").write_text(json.dumps({"clients": self._clients()}, indent=1))
 
