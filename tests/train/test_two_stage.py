@@ -63,3 +63,17 @@ def test_lws_trains_only_scales_and_wb_respects_max_norm():
     assert torch.equal(scaled.weight, head.weight.detach())
     wb = weight_balancing_stage2(nn.Linear(8, 3), feats, y, COUNTS, max_norm=0.5, epochs=2)
     assert (wb.weight.norm(dim=1) <= 0.5 + 1e-6).all()
+
+
+def test_stage2_registry_matches_the_config_schema():
+    from nclab.errors import ConfigError
+    from nclab.train.config import load_config
+    from nclab.train.two_stage import METHODS
+
+    assert set(METHODS) == {"crt", "tau_norm", "lws", "wb"}
+    for m in METHODS:
+        assert load_config(None, [f"stage2.method={m}"]).stage2.method == m
+    import pytest
+
+    with pytest.raises(ConfigError, match="stage2.method"):
+        load_config(None, ["stage2.method=lsw"])

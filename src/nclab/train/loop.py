@@ -530,40 +530,28 @@ class Trainer:
             self.model, self.train_x, lambda x: preprocess(to_device(x, self.device), d), bs
         ).float()
         y = d.train_y  # host labels: the samplers draw index orders on the host
-        kw = dict(epochs=s2.epochs, lr=s2.lr, batch_size=s2.batch_size, seed=self.cfg.train.seed)
-        head = self.head
-        info: dict[str, Any] = {"stage": s2.method}
-        if s2.method == "crt":
+
+        def new_head() -> nn.Module:
             from nclab.heads import create_head
 
-            head = ts.crt(
-                lambda: create_head(
-                    self.cfg.head.name, self.model.num_features, len(d.counts), **dict(self.cfg.head.kwargs)
-                ).to(feats.device),
-                feats,
-                y,
-                d.counts,
-                **kw,
-            )
-        elif s2.method == "lws":
-            head = ts.lws(self.head, feats, y, d.counts, **kw)
-            head = _linear_from(head.scale[:, None] * head.weight, head.scale * head.fixed_bias)
-        elif s2.method == "wb":
-            head = ts.weight_balancing_stage2(self.head, feats, y, d.counts, max_norm=s2.max_norm, **kw)
-        elif s2.method == "tau_norm":
-            w = self.head.weight.detach()
-            bias = self.head.bias.detach() if getattr(self.head, "bias", None) is not None else None
+            kw = dict(self.cfg.head.kwargs)
+            return create_head(self.cfg.head.name, self.model.num_features, len(d.counts), **kw).to(feats.device)
+
+        def validation() -> tuple[torch.Tensor, torch.Tensor]:
             if d.val_x is not None:  # the run's own held-out split (data.val_fraction)
                 vf = ts.frozen_features(
                     self.model, d.val_x, lambda x: preprocess(to_device(x, self.device), d), bs
                 ).float()
-                vy = d.val_y.to(vf.device)
-            else:  # carved from the training features
-                _, va = ts.validation_split(y, s2.val_fraction, self.cfg.train.seed)
-                vf, vy = feats[va.to(feats.device)], y[va]
-            tau, val_acc = ts.search_tau(w, bias, vf, vy)
-            head = _linear_from(ts.tau_normalize(w, tau), bias)
-            info.update({"stage2/tau": tau, "stage2/val_balanced_acc": val_acc})
+                return vf, d.val_y
+            _, va = ts.validation_split(y, s2.val_fraction, self.cfg.train.seed)  # carved from training
+            return feats[va.to(feats.device)], y[va]
+
+        inp = ts.Stage2Input(
+            feats, y, d.counts, self.head, new_head, validation, s2.epochs, s2.lr, s2.batch_size,
+            self.cfg.train.seed, s2.max_norm,
+        )
+        head, info = ts.run_stage2(s2.method, inp)
+        info = {"stage": s2.method, **info}
         row, geom = evaluate(
             self.model, head, self.loss_fn, d, self.device, nc=self.cfg.train.nc_tracking, bs=bs
         )
@@ -616,16 +604,6 @@ def mixup_batch(
     g = torch.Generator().manual_seed(seed)
     perm = torch.randperm(len(x), generator=g)
     return lam * x + (1.0 - lam) * x[perm.to(x.device)], (lam, perm)
-
-
-def _linear_from(weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Module:
-    """A linear head holding the given (effective) classifier."""
-    lin = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None).to(weight.device)
-    with torch.no_grad():
-        lin.weight.copy_(weight)
-        if bias is not None:
-            lin.bias.copy_(bias)
-    return lin
 
 
 class _HeadMeansHook(TrainHook):

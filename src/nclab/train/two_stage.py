@@ -15,15 +15,49 @@ is trained on them: only the head changes (tested).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
 from nclab.data.samplers import create_sampler
 from nclab.data.split import validation_split
+from nclab.registry import Registry
 
-METHODS = ("crt", "tau_norm", "lws", "wb")  # the stage-2 methods ``stage2.method`` accepts
+STAGE2: Registry = Registry("stage-2 method")
+
+
+@dataclass
+class Stage2Input:
+    """What a stage-2 method receives from the training loop (after ``fit``).
+
+    ``feats``: frozen training features (N, d) on the device; ``labels``: their labels on the host (the
+    samplers draw index orders there); ``head``: the trained head; ``new_head``: a freshly initialised
+    head of the run's kind; ``validation``: the (features, labels) a post-hoc search may use: the
+    run's own held-out split (``data.val_fraction``) or a split carved from the training features."""
+
+    feats: torch.Tensor
+    labels: torch.Tensor
+    counts: Sequence[int]
+    head: nn.Module
+    new_head: Callable[[], nn.Module]
+    validation: Callable[[], tuple[torch.Tensor, torch.Tensor]]
+    epochs: int = 10
+    lr: float = 0.1
+    batch_size: int = 128
+    seed: int = 0
+    max_norm: float = 1.0
+
+    @property
+    def train_kw(self) -> dict[str, Any]:
+        return dict(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, seed=self.seed)
+
+
+def run_stage2(method: str, inp: Stage2Input) -> tuple[nn.Module, dict[str, Any]]:
+    """The head after the stage-2 method registered as ``method``, and the values it reports."""
+    return STAGE2.create(method, inp)
 
 
 def tau_normalize(weight: torch.Tensor, tau: float) -> torch.Tensor:
@@ -148,4 +182,59 @@ def predict(head: nn.Module, feats: torch.Tensor) -> torch.Tensor:
         return head(feats).argmax(1)
 
 
-__all__ = ["crt", "lws", "search_tau", "tau_normalize", "validation_split", "weight_balancing_stage2"]
+def _linear_from(weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Module:
+    """A linear head holding the given (effective) classifier."""
+    lin = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None).to(weight.device)
+    with torch.no_grad():
+        lin.weight.copy_(weight)
+        if bias is not None:
+            lin.bias.copy_(bias)
+    return lin
+
+
+@STAGE2.register(name="crt")
+def _crt(inp: Stage2Input) -> tuple[nn.Module, dict[str, Any]]:
+    """cRT: a new head trained with class-balanced sampling."""
+    return crt(inp.new_head, inp.feats, inp.labels, inp.counts, **inp.train_kw), {}
+
+
+@STAGE2.register(name="lws")
+def _lws(inp: Stage2Input) -> tuple[nn.Module, dict[str, Any]]:
+    """LWS, folded into a linear head (scale_k w_k, scale_k b_k)."""
+    head = lws(inp.head, inp.feats, inp.labels, inp.counts, **inp.train_kw)
+    return _linear_from(head.scale[:, None] * head.weight, head.scale * head.fixed_bias), {}
+
+
+@STAGE2.register(name="wb")
+def _wb(inp: Stage2Input) -> tuple[nn.Module, dict[str, Any]]:
+    """Weight balancing's stage 2 (class-balanced loss + MaxNorm) on the trained head."""
+    head = weight_balancing_stage2(
+        inp.head, inp.feats, inp.labels, inp.counts, max_norm=inp.max_norm, **inp.train_kw
+    )
+    return head, {}
+
+
+@STAGE2.register(name="tau_norm")
+def _tau_norm(inp: Stage2Input) -> tuple[nn.Module, dict[str, Any]]:
+    """tau-normalisation with tau searched on the validation features."""
+    w = inp.head.weight.detach()
+    bias = inp.head.bias.detach() if getattr(inp.head, "bias", None) is not None else None
+    vf, vy = inp.validation()
+    tau, val_acc = search_tau(w, bias, vf, vy)
+    return _linear_from(tau_normalize(w, tau), bias), {"stage2/tau": tau, "stage2/val_balanced_acc": val_acc}
+
+
+METHODS = tuple(STAGE2.names())  # what ``stage2.method`` accepts besides "none"
+
+__all__ = [
+    "METHODS",
+    "STAGE2",
+    "Stage2Input",
+    "crt",
+    "lws",
+    "run_stage2",
+    "search_tau",
+    "tau_normalize",
+    "validation_split",
+    "weight_balancing_stage2",
+]
