@@ -344,3 +344,16 @@ def is_complete(run_dir: str | Path) -> bool:
     if budget["kind"] == "fed":
         return last.get("round") == budget["round"]
     return last.get("epoch") == budget["epoch"] and ("stage" in last) == budget["stage2"]
+
+
+def is_diverged(run_dir: str | Path) -> bool:
+    """True when a row of the run's ``metrics.jsonl`` is flagged ``diverged`` (a non-finite loss, or
+    features whose norms exploded): the run stopped for good, re-running it would diverge again."""
+    p = Path(run_dir) / METRICS
+    if not p.is_file():
+        return False
+    try:
+        rows, _ = read_rows(p)
+    except DataError:
+        return False
+    return any(r.get("diverged") for r in rows)

@@ -42,10 +42,13 @@ def test_a_diverged_run_shows_as_diverged(tmp_path, capsys):
     _run(tmp_path / "m=a" / "seed=1", [{"epoch": 1, "acc/all": 0.1, "loss/test": None}], 1, 1, {"m": "a"})
     _run(tmp_path / "m=b" / "seed=0", [{**ok[0], "diverged": True}], epochs=1, axes={"m": "b"})
     _run(tmp_path / "m=c" / "seed=0", ok, epochs=1, axes={"m": "c"})
+    # stopped at epoch 1 of 5 with the flag: not complete, still shown (as diverged)
+    _run(tmp_path / "m=d" / "seed=0", [{**ok[0], "diverged": True}], epochs=5, axes={"m": "d"})
     assert main(["table", str(tmp_path), "--metrics", "acc/all", "--format", "json"]) == 0
     rows = {r["m"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows["a"]["diverged"] == 1 and rows["a"]["acc/all"] is None
     assert rows["b"]["diverged"] == 1 and rows["c"]["diverged"] == 0 and rows["c"]["acc/all"]["mean"] == 0.6
+    assert rows["d"]["diverged"] == 1 and rows["d"]["acc/all"] is None
     assert main(["table", str(tmp_path), "--metrics", "acc/all"]) == 0
     md = capsys.readouterr().out
     assert "| a | 2 | diverged |" in md and "| c | 1 | 60.00 |" in md

@@ -176,11 +176,11 @@ def run_sweep(
                     src = results.get(r.source.key)
                     if src is None:
                         continue
-                    if src["status"] == "failed":
+                    if src["status"] in ("failed", "diverged"):
                         pending.remove(r)
                         res = {"label": r.label, "dir": str(r.dir), "log": src.get("log"), "rc": None,
                                "status": "failed", "seconds": 0.0,
-                               "reason": f"its source {r.source.label} failed"}  # fmt: skip
+                               "reason": f"its source {r.source.label} {src['status']}"}  # fmt: skip
                         results[r.key] = res
                         bar.update(res, len(running))
                         continue
@@ -203,9 +203,12 @@ def run_sweep(
 
 
 def summary(results: list[dict[str, Any]]) -> str:
-    """``N runs: a trained, b already complete, c failed`` and the failed runs' logs."""
-    n = {s: sum(r["status"] == s for r in results) for s in ("ok", "skipped", "failed")}
-    lines = [f"{len(results)} runs: {n['ok']} trained, {n['skipped']} already complete, {n['failed']} failed"]
+    """``N runs: a trained, b already complete, c diverged, d failed`` and the failed runs' logs."""
+    n = {s: sum(r["status"] == s for r in results) for s in ("ok", "skipped", "diverged", "failed")}
+    lines = [
+        f"{len(results)} runs: {n['ok']} trained, {n['skipped']} already complete, {n['diverged']} diverged, "
+        f"{n['failed']} failed"
+    ]
     lines += [f"  failed {r['label']}: {r.get('reason', '')}; log: {r.get('log')}" for r in results
               if r["status"] == "failed"]  # fmt: skip
     return "\n".join(lines)

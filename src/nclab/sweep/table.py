@@ -2,7 +2,8 @@
 
 Runs are read through :mod:`nclab.rundir` (``metrics.jsonl``, ``config.yaml``); a run's axis choices and
 seed come from its ``sweep.json`` (written by ``nclab sweep``), or, for a plain run directory, the axis
-``run`` = its name and the seed of its config. Only complete runs count (:func:`nclab.rundir.is_complete`).
+``run`` = its name and the seed of its config. Only complete runs count (:func:`nclab.rundir.is_complete`),
+and runs that stopped diverged (:func:`nclab.rundir.is_diverged`).
 
 The row of a run that a metric is read from is its last evaluation (``--at last``) or the one selected on
 the validation split (``--at selected``: the first stage-1 row with the best ``val/balanced_acc``; a
@@ -56,7 +57,7 @@ def load_runs(dirs: list[Path]) -> tuple[list[RunRecord], list[Path]]:
     """(complete runs, incomplete run directories), the runs in the sweep's order."""
     runs, incomplete = [], []
     for d in dirs:
-        if not rundir.is_complete(d):
+        if not rundir.is_complete(d) and not rundir.is_diverged(d):  # a diverged run shows as such
             incomplete.append(d)
             continue
         rows, _ = rundir.read_rows(d / rundir.METRICS)
