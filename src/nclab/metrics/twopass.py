@@ -17,8 +17,9 @@ Why reading the data twice replaces the d x d second moment (every metric ``nc_m
 - ``nc4`` (Papyan et al. 2020): ||h - mu_k||^2 = ||(I - V V^T) h'||^2 + ||V^T h' - V^T (mu_k - mu_G)||^2;
   the first term is the same for every k (the out-of-span part of every centred mean is zero), so
   the nearest class centre is exact on the r projected coordinates P^T h' = z_i + P^T (mu_{y_i} - mu_G):
-  one (N, r) x (r, K) product. The linear decision argmax_k (w_k^T h + b_k) is the (N, d) x (d, K)
-  logits product.
+  scores z_i S^2 U^T + T[y_i] (one (N, r) x (r, K) product; T holds the class means' own scores).
+  The linear decision uses w_k^T h + b_k = w_k^T (h - mu_y) + (w_k^T mu_y + b_k): the W^T columns of
+  the same product, plus the class means' logits (a K x K table) per label.
 - NC2, NC3, groups, space alignment and SELI are functions of the class means and W (pass 1).
 
 No reported key needs Sigma_W outside span(M~) (with K > d the span is all of R^d and C is all of
@@ -319,9 +320,11 @@ class SpanStats(FeatureStats):
 class SpanPass:
     """Pass 2: Sigma_W inside span(M~), per-class residuals and deviations, nc4; sums only.
 
-    Per batch: centre each row on its class mean (input dtype, in reused buffers), one product with
-    P for z = P^T (h - mu_y), accumulate C += z^T z, ||z||^2 and ||h - mu_y||^2 per class; with W one
-    logits product X W^T + b and the nearest-centre scores (z + P^T(mu_y - mu_G)) S^2 U^T - ||m_k||^2/2.
+    Per batch, in row chunks and reused buffers (input dtype): centre each row on its class mean,
+    one product (h - mu_y) [P | W^T] giving z = P^T (h - mu_y) and the centred logits; accumulate
+    C += z^T z, ||z||^2 and ||h - mu_y||^2 per class; with W, the logits plus the class means' logits
+    (per label) against the nearest-centre scores z S^2 U^T + T[y] (module docstring), counting
+    disagreements on the device.
 
     Args:
         first: the finished pass-1 sums (after :meth:`ClassSums.all_reduce` under DDP).
@@ -368,7 +371,10 @@ class SpanPass:
             # nearest centre on P^T h' = z + P^T (mu_y - mu_G): h'.m_j - ||m_j||^2/2 = z (S^2 U^T)_j + T[y, j]
             ncc = (s * s).unsqueeze(1) * p.left.T  # (r, K_p)
             consts["ncc"] = ncc
-            consts["near0"] = ((means - p.mu_g) @ p.proj) @ ncc - 0.5 * (p.mt * p.mt).sum(1)  # (K, K_p)
+            # the class means' own scores: P^T (mu_k - mu_G) = U_k (M~ = U S V^T), so T = U S^2 U^T - |m_j|^2/2
+            # on the present rows (absent classes have no samples; their rows stay 0), (K, K_p)
+            own = (p.left * (s * s)) @ p.left.T - 0.5 * (p.mt * p.mt).sum(1)
+            consts["near0"] = torch.zeros(k, own.shape[1], dtype=torch.float64).index_copy_(0, p.present, own)
         else:
             consts["big"] = p.proj
         self._consts64 = consts
