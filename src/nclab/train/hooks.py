@@ -4,7 +4,11 @@ The loop calls, for every hook in order:
 
 - ``on_train_start(ctx)`` once (after a resume too, after ``load_state_dict``);
 - ``on_epoch_start(ctx)``;
-- ``on_batch(features, labels, ctx)`` after the forward pass, features detached (trackers);
+- ``transform_batch(x, y, ctx)`` -> (x, y) before the forward pass (e.g. mixup; ``ctx.generator`` is
+  the step's seeded generator);
+- ``combine_loss(loss, loss_of, y, ctx)`` -> the loss, given ``loss_of(targets)`` (e.g. mixup's pair);
+- ``on_batch(features, labels, ctx)`` after the forward pass, features detached (trackers;
+  ``ctx.loss`` is the step's loss before any extra term);
 - ``extra_loss(features, logits, labels, ctx)`` -> a scalar tensor added to the loss, or None;
 - ``after_backward(ctx)`` between ``backward`` and the optimizer step (gradient edits);
 - ``after_step(ctx)`` after the optimizer step (weight edits);
@@ -35,6 +39,10 @@ class HookContext:
     epochs: int = 1
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     world_size: int = 1
+    rank: int = 0
+    step_in_epoch: int = 0
+    generator: torch.Generator | None = None  # this step's seeded generator
+    loss: torch.Tensor | None = None  # this step's loss (detached) before extra terms
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -51,6 +59,14 @@ class TrainHook:
 
     def on_epoch_start(self, ctx: HookContext) -> None:
         pass
+
+    def transform_batch(
+        self, x: torch.Tensor, y: torch.Tensor, ctx: HookContext
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return x, y
+
+    def combine_loss(self, loss: torch.Tensor, loss_of, y: torch.Tensor, ctx: HookContext) -> torch.Tensor:
+        return loss
 
     def on_batch(self, features: torch.Tensor, labels: torch.Tensor, ctx: HookContext) -> None:
         pass

@@ -23,11 +23,12 @@ from torch import nn
 from nclab import __version__, rundir
 from nclab.data.lazy import iter_batches
 from nclab.errors import NclabError
-from nclab.metrics import FeatureStats
+from nclab.train import builtin_hooks as bh
 from nclab.train import checkpoint as ckpt
+from nclab.train.builtin_hooks import mixup_batch  # noqa: F401  (public here since 0.1)
 from nclab.train.config import Config, config_sources, to_yaml
 from nclab.train.data_setup import TrainData, load_data, preprocess
-from nclab.train.evaluate import all_reduce_stats, evaluate
+from nclab.train.evaluate import evaluate
 from nclab.train.hooks import HookContext, TrainHook
 
 
@@ -227,8 +228,21 @@ class Trainer:
                 self.data.counts,
                 device=self.device,
             )
+        # the loop's own features, ahead of the others: the loss schedule before any epoch-start hook,
+        # the online statistics on the step's loss before extra terms, the nearest-ETF head's means
+        builtin: list[TrainHook] = []
+        if hasattr(self.loss_fn, "set_epoch"):
+            builtin.append(bh.LossSchedule(self.loss_fn))
+        if cfg.train.mixup_alpha > 0:
+            builtin.append(bh.Mixup(cfg.train.mixup_alpha))
+        self.online = None
+        if cfg.train.nc_tracking and cfg.train.nc_source == "online":
+            k, dim = len(self.data.counts), self.model.num_features
+            self.online = bh.OnlineNC(k, dim, self.device, rank=self.rank, world=self.world)
+            builtin.append(self.online)
         if hasattr(self.head, "update_means"):
-            self.hooks.insert(0, _HeadMeansHook())
+            builtin.append(bh.HeadMeans())
+        self.hooks = builtin + self.hooks
         self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
         self.ctx = HookContext(
             self.model,
@@ -238,16 +252,13 @@ class Trainer:
             epochs=cfg.train.epochs,
             device=self.device,
             world_size=self.world,
+            rank=self.rank,
         )
         self.tb = None
         if cfg.train.tensorboard and self.rank == 0:
             from nclab.train.tensorboard import TensorBoardLogger
 
             self.tb = TensorBoardLogger(self.dir)
-        # train.nc_source=online: training-feature statistics gathered from the epoch's own batches
-        self.online = cfg.train.nc_tracking and cfg.train.nc_source == "online"
-        self.online_stats = FeatureStats(len(self.data.counts), self.model.num_features, device=self.device)
-        self.online_loss = torch.zeros((), dtype=torch.float64, device=self.device)
         self.t0 = time.time()
         self.elapsed_before = 0.0
         if resume:
@@ -311,12 +322,6 @@ class Trainer:
     def _state(self) -> dict[str, Any]:
         """Everything a resume needs. Collective under DDP (every rank calls it): the online statistics
         of a partial epoch are summed over the ranks, so rank 0's checkpoint holds the global ones."""
-        online_stats, online_loss = self.online_stats, self.online_loss
-        if self.world > 1 and self.online:
-            online_stats = FeatureStats(len(self.data.counts), self.model.num_features, device=self.device)
-            online_stats.merge(self.online_stats)
-            online_loss = self.online_loss.clone()
-            all_reduce_stats(online_stats, online_loss)
         return {
             "model": self.model.state_dict(),
             "head": self.head.state_dict(),
@@ -329,9 +334,17 @@ class Trainer:
             "global_step": self.global_step,
             "elapsed": self.elapsed_before + time.time() - self.t0,
             "torch_rng": torch.get_rng_state(),
-            "online_stats": online_stats.state_dict(),
-            "online_loss": online_loss,
         }
+
+    def _legacy_hook_states(self, states: list, s: dict[str, Any]) -> dict[str, Any]:
+        """Hook states of a checkpoint written before the loop's own features became hooks."""
+        new = (bh.LossSchedule, bh.Mixup, bh.OnlineNC)
+        old = [n for n, h in zip(self._hook_names(), self.hooks) if not isinstance(h, new)]
+        out = {n: {} for n, h in zip(self._hook_names(), self.hooks) if isinstance(h, new)}
+        out.update(zip(old, states))
+        if self.online is not None and "online_stats" in s:
+            out["OnlineNC"] = {"stats": s["online_stats"], "loss": s["online_loss"]}
+        return out
 
     def _hook_names(self) -> list[str]:
         """Hook names for the checkpoint (class name, numbered when a class appears twice)."""
@@ -355,8 +368,8 @@ class Trainer:
         if s.get("scaler") and self.scaler.is_enabled():  # AMP-off and CPU runs save an empty state
             self.scaler.load_state_dict(s["scaler"])
         saved = s.get("hooks", {})
-        if isinstance(saved, list):  # checkpoints of nclab <= 0.1 kept the states in order
-            saved = dict(zip(self._hook_names(), saved))
+        if isinstance(saved, list):  # earlier checkpoints: the other hooks' states in order
+            saved = self._legacy_hook_states(saved, s)
         if set(saved) != set(self._hook_names()):
             raise NclabError(
                 f"cannot resume {self.dir}: the checkpoint's training hooks {sorted(saved)} differ from "
@@ -368,9 +381,6 @@ class Trainer:
         torch.set_rng_state(s["torch_rng"])
         self.epoch, self.step_in_epoch, self.global_step = s["epoch"], s["step_in_epoch"], s["global_step"]
         self.elapsed_before = s["elapsed"]
-        if "online_stats" in s and self.rank == 0:  # global partial-epoch sums; other ranks start at 0
-            self.online_stats.load_state_dict(s["online_stats"])
-            self.online_loss = torch.as_tensor(s["online_loss"], dtype=torch.float64).to(self.device)
         if self.rank == 0:  # drop evaluations written after this checkpoint (and a torn last line)
             s2_done = (self.dir / "stage2.done").exists()
             rundir.truncate_rows(
@@ -419,17 +429,12 @@ class Trainer:
 
     def _train_epoch(self) -> None:
         """The remaining steps of epoch ``self.epoch`` (all of them unless resumed mid-epoch)."""
-        cfg, d = self.cfg, self.data
+        cfg = self.cfg
         bs = cfg.train.batch_size
         order = self.sampler.indices(self.epoch)  # deterministic in (seed, epoch)
-        self.ctx.epoch = self.epoch
-        if hasattr(self.loss_fn, "set_epoch"):  # deferred re-weighting and other schedules
-            self.loss_fn.set_epoch(self.epoch)
+        self.ctx.epoch, self.ctx.step_in_epoch = self.epoch, self.step_in_epoch
         for h in self.hooks:
             h.on_epoch_start(self.ctx)
-        if self.step_in_epoch == 0:  # a new epoch (not a mid-epoch resume): fresh online statistics
-            self.online_stats = FeatureStats(len(d.counts), self.model.num_features, device=self.device)
-            self.online_loss = torch.zeros((), dtype=torch.float64, device=self.device)
         from tqdm import tqdm
 
         bar = tqdm(
@@ -468,20 +473,16 @@ class Trainer:
         if self.channels_last and x.ndim == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         y = to_device(self.train_y[idx.to(self.train_y.device)], dev)
-        mix = None
-        if cfg.train.mixup_alpha > 0:  # mixup: convex pairs of inputs, the same pairs of losses
-            x, mix = mixup_batch(x, cfg.train.mixup_alpha, gen)
+        self.ctx.generator = gen
+        for h in self.hooks:  # e.g. mixup
+            x, y = h.transform_batch(x, y, self.ctx)
         # -- forward and backward
         with torch.autocast(dev.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
             feats, logits = self.net(x)
             loss = self._loss(feats, logits, y)
-            if mix is not None:
-                lam, perm = mix
-                loss = lam * loss + (1.0 - lam) * self._loss(feats, logits, y[perm.to(dev)])
-        self.ctx.step = self.global_step
-        if self.online:  # this rank's batch; summed over ranks at evaluation
-            self.online_stats.update(feats.detach().float(), y, validate=False)
-            self.online_loss += loss.detach().double() * len(y)
+            for h in self.hooks:  # e.g. mixup's second targets
+                loss = h.combine_loss(loss, lambda t: self._loss(feats, logits, t), y, self.ctx)
+        self.ctx.step, self.ctx.loss = self.global_step, loss.detach()
         for h in self.hooks:
             h.on_batch(feats.detach(), y, self.ctx)
             extra = h.extra_loss(feats, logits, y, self.ctx)
@@ -572,8 +573,8 @@ class Trainer:
             bs=self.cfg.train.eval_batch_size,
             rank=self.rank,
             world=self.world,
-            train_stats=self.online_stats if self.online else None,
-            train_loss_sum=self.online_loss,
+            train_stats=self.online.stats if self.online else None,
+            train_loss_sum=self.online.loss if self.online else 0.0,
         )
         if self.rank != 0:  # only rank 0 writes
             return
@@ -592,27 +593,3 @@ class Trainer:
         )
 
 
-def mixup_batch(
-    x: torch.Tensor, alpha: float, generator: torch.Generator
-) -> tuple[torch.Tensor, tuple[float, torch.Tensor]]:
-    """Mixup (Zhang et al., ICLR 2018): lam ~ Beta(alpha, alpha), x' = lam x + (1 - lam) x[perm].
-
-    Returns x' and (lam, perm); the loss is lam L(y) + (1 - lam) L(y[perm]). Drawn from ``generator`` so
-    that a resumed run mixes the same pairs."""
-    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
-    lam = float(np.random.default_rng(seed).beta(alpha, alpha))
-    g = torch.Generator().manual_seed(seed)
-    perm = torch.randperm(len(x), generator=g)
-    return lam * x + (1.0 - lam) * x[perm.to(x.device)], (lam, perm)
-
-
-class _HeadMeansHook(TrainHook):
-    """Feeds the nearest-ETF head's EMA of class means every step, and recomputes its classifier after
-    the optimizer step: the weight the forward pass used is saved for backward and must not change
-    between the two (so the batch's means shape the next step's classifier)."""
-
-    def on_batch(self, features, labels, ctx):
-        ctx.head.update_means(features, labels, refresh=False)
-
-    def after_step(self, ctx):
-        ctx.head.refresh()
