@@ -24,7 +24,7 @@ def flatten(prefix: str, obj: Any, out: dict[str, Any]) -> None:
 
 @torch.no_grad()
 def _features(model, x, data: TrainData, device: torch.device, bs: int):
-    from nclab.train.loop import to_device
+    from nclab.train.device import to_device
 
     for i, xb in zip(range(0, len(x), bs), iter_batches(x, chunks(len(x), bs), device)):
         yield i, model(preprocess(to_device(xb, device), data))

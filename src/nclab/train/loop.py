@@ -10,7 +10,6 @@ and resumed with ``--resume`` writes the same ``metrics.jsonl`` as an uninterrup
 from __future__ import annotations
 
 import json
-import math
 import platform
 import time
 from pathlib import Path
@@ -25,68 +24,24 @@ from nclab.data.lazy import iter_batches
 from nclab.errors import NclabError
 from nclab.train import builtin_hooks as bh
 from nclab.train import checkpoint as ckpt
+from nclab.train.build import build_modules, build_optimizer, lr_factor  # noqa: F401  (public here too)
 from nclab.train.builtin_hooks import mixup_batch  # noqa: F401  (public here since 0.1)
 from nclab.train.config import Config, config_sources, to_yaml
-from nclab.train.data_setup import TrainData, load_data, preprocess
+from nclab.train.data_setup import load_data, preprocess
+from nclab.train.device import (  # noqa: F401  (steps_per_epoch, amp_dtype, to_device: public here too)
+    amp_dtype,
+    determinism,
+    device_of,
+    init_distributed,
+    steps_per_epoch,
+    to_device,
+)
 from nclab.train.evaluate import evaluate
 from nclab.train.hooks import HookContext, TrainHook
 
 
 def _seed(*parts: int) -> int:
     return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
-
-
-def _device(cfg: Config) -> torch.device:
-    if cfg.train.device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(cfg.train.device)
-
-
-def build_modules(cfg: Config, data: TrainData) -> tuple[nn.Module, nn.Module]:
-    from nclab.heads import create_head
-    from nclab.models import create_model
-
-    torch.manual_seed(cfg.train.seed)
-    inputs = {"in_channels": data.in_channels, "in_features": data.in_features}  # each backbone takes its own
-    model = create_model(cfg.model.name, inputs=inputs, feature_dim=cfg.model.feature_dim, **dict(cfg.model.kwargs))
-    head = create_head(cfg.head.name, model.num_features, len(data.counts), **dict(cfg.head.kwargs))
-    return model, head
-
-
-def build_optimizer(cfg: Config, model: nn.Module, head: nn.Module) -> torch.optim.Optimizer:
-    """Param groups: backbone weights, head weights, biases and normalisation parameters."""
-    o = cfg.optim
-    head_wd = o.weight_decay if o.head_weight_decay is None else o.head_weight_decay
-    groups: dict[str, list[nn.Parameter]] = {"backbone": [], "head": [], "bias": []}
-    for mod, key in ((model, "backbone"), (head, "head")):
-        for _, p in mod.named_parameters():
-            if not p.requires_grad:
-                continue
-            groups["bias" if p.ndim <= 1 else key].append(p)
-    params = [
-        {"params": groups["backbone"], "weight_decay": o.weight_decay},
-        {"params": groups["head"], "weight_decay": head_wd},
-        {"params": groups["bias"], "weight_decay": o.bias_weight_decay},
-    ]
-    params = [g for g in params if g["params"]]
-    if o.name == "sgd":
-        return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, nesterov=o.nesterov)
-    return torch.optim.AdamW(params, lr=o.lr)
-
-
-def lr_factor(cfg: Config, step: int, steps_per_epoch: int) -> float:
-    """Linear warm-up, then cosine decay to 0 or step decay at the milestones (epochs)."""
-    s = cfg.sched
-    epoch_f = step / steps_per_epoch
-    if s.warmup_epochs and epoch_f < s.warmup_epochs:
-        return (step + 1) / (s.warmup_epochs * steps_per_epoch)
-    if s.kind == "cosine":
-        total = cfg.train.epochs * steps_per_epoch
-        warm = s.warmup_epochs * steps_per_epoch
-        return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
-    if s.kind == "step":
-        return s.gamma ** sum(epoch_f >= m for m in s.milestones)
-    return 1.0
 
 
 class _Net(nn.Module):
@@ -101,76 +56,6 @@ class _Net(nn.Module):
         return feats, self.head(feats)
 
 
-def steps_per_epoch(n: int, batch_size: int, world: int = 1) -> int:
-    """Steps of an epoch of ``n`` samples in global batches of ``batch_size``. Under DDP a last batch
-    with fewer samples than ranks is dropped: a rank with an empty batch would stall the others."""
-    steps = math.ceil(n / batch_size)
-    tail = n - (steps - 1) * batch_size
-    return steps - 1 if world > 1 and tail < world and steps > 1 else steps
-
-
-def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of ``train.amp``: float16 (with a GradScaler) for ``on`` and, on CUDA,
-    ``auto``; bfloat16 (no scaler needed) for ``bf16`` on any device; None otherwise."""
-    if amp == "bf16":
-        return torch.bfloat16
-    if amp in ("on", "auto") and device.type == "cuda":
-        return torch.float16
-    return None  # off, or on/auto on the CPU (float16 autocast is a CUDA feature; use bf16 there)
-
-
-def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """Copy a host batch to ``device``: from pinned memory without blocking on CUDA."""
-    if t.device.type == device.type and device.index in (None, t.device.index):
-        return t
-    if device.type == "cuda" and t.device.type == "cpu" and torch.cuda.is_available():
-        return t.pin_memory().to(device, non_blocking=True)
-    return t.to(device)
-
-
-class _determinism:
-    """``train.deterministic``: deterministic algorithms (and cuBLAS's workspace setting) for the
-    duration of training, restored afterwards; otherwise cuDNN autotuning on CUDA."""
-
-    def __init__(self, on: bool, device: torch.device):
-        self.on, self.device = on, device
-
-    def __enter__(self):
-        import os
-
-        self.saved = (
-            torch.are_deterministic_algorithms_enabled(),
-            torch.backends.cudnn.deterministic,
-            torch.backends.cudnn.benchmark,
-        )
-        if self.on:
-            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-            torch.use_deterministic_algorithms(True)
-            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
-        elif self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True
-        return self
-
-    def __exit__(self, *exc):
-        torch.use_deterministic_algorithms(self.saved[0])
-        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = self.saved[1:]
-        return False
-
-
-def _init_distributed(device: torch.device) -> tuple[int, int]:
-    """(rank, world) from torchrun's environment; initialises the process group when world > 1."""
-    import os
-
-    import torch.distributed as dist
-
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return dist.get_rank(), dist.get_world_size()
-
-
 class Trainer:
     """One training run in a run directory (see docs/contracts.md).
 
@@ -183,12 +68,12 @@ class Trainer:
         self, cfg: Config, run_dir: str | Path, *, hooks: list[TrainHook] | None = None, resume: bool = False
     ):
         self.cfg, self.dir = cfg, Path(run_dir)
-        self.device = _device(cfg)
+        self.device = device_of(cfg)
         if self.device.type == "cuda" and torch.cuda.device_count() > 1:
             import os
 
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        self.rank, self.world = _init_distributed(self.device)
+        self.rank, self.world = init_distributed(self.device)
         # one writer per run directory (nclab.rundir.RunLock), taken before anything is written
         self._lock = rundir.RunLock(self.dir).acquire() if self.rank == 0 else None
         if self._lock is not None:
@@ -409,7 +294,7 @@ class Trainer:
 
     def _fit(self) -> Path:
         cfg = self.cfg
-        with _determinism(cfg.train.deterministic, self.device):
+        with determinism(cfg.train.deterministic, self.device):
             for h in self.hooks:
                 h.on_train_start(self.ctx)
             while self.epoch < cfg.train.epochs:

@@ -1,0 +1,86 @@
+"""Where and how a run executes: the device, the DDP process group, the AMP dtype, host-to-device
+copies, the determinism switch and the steps of an epoch (docs/train.md, "On a GPU")."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from nclab.train.config import Config
+
+
+def device_of(cfg: Config) -> torch.device:
+    if cfg.train.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(cfg.train.device)
+
+
+def steps_per_epoch(n: int, batch_size: int, world: int = 1) -> int:
+    """Steps of an epoch of ``n`` samples in global batches of ``batch_size``. Under DDP a last batch
+    with fewer samples than ranks is dropped: a rank with an empty batch would stall the others."""
+    steps = math.ceil(n / batch_size)
+    tail = n - (steps - 1) * batch_size
+    return steps - 1 if world > 1 and tail < world and steps > 1 else steps
+
+
+def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of ``train.amp``: float16 (with a GradScaler) for ``on`` and, on CUDA,
+    ``auto``; bfloat16 (no scaler needed) for ``bf16`` on any device; None otherwise."""
+    if amp == "bf16":
+        return torch.bfloat16
+    if amp in ("on", "auto") and device.type == "cuda":
+        return torch.float16
+    return None  # off, or on/auto on the CPU (float16 autocast is a CUDA feature; use bf16 there)
+
+
+def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Copy a host batch to ``device``: from pinned memory without blocking on CUDA."""
+    if t.device.type == device.type and device.index in (None, t.device.index):
+        return t
+    if device.type == "cuda" and t.device.type == "cpu" and torch.cuda.is_available():
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
+
+
+class determinism:
+    """``train.deterministic``: deterministic algorithms (and cuBLAS's workspace setting) for the
+    duration of training, restored afterwards; otherwise cuDNN autotuning on CUDA."""
+
+    def __init__(self, on: bool, device: torch.device):
+        self.on, self.device = on, device
+
+    def __enter__(self):
+        import os
+
+        self.saved = (
+            torch.are_deterministic_algorithms_enabled(),
+            torch.backends.cudnn.deterministic,
+            torch.backends.cudnn.benchmark,
+        )
+        if self.on:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True)
+            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+        elif self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        return self
+
+    def __exit__(self, *exc):
+        torch.use_deterministic_algorithms(self.saved[0])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = self.saved[1:]
+        return False
+
+
+def init_distributed(device: torch.device) -> tuple[int, int]:
+    """(rank, world) from torchrun's environment; initialises the process group when world > 1."""
+    import os
+
+    import torch.distributed as dist
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), dist.get_world_size()
