@@ -227,3 +227,14 @@ def test_resume_with_other_hooks_is_a_clear_error(tmp_path):
     loop.Trainer(_config(["train.epochs=1", "align.strategies=[slerp]"]), tmp_path / "r").fit()
     with pytest.raises(NclabError, match="SpASlerp"):
         loop.Trainer(_config(["train.epochs=2", "align.strategies=[proj]"]), tmp_path / "r", resume=True)
+
+
+def test_library_level_resume(tmp_path):
+    """Trainer.resume(run_dir, overrides) continues a run with its own config.yaml (Config.from_run_dir)."""
+    from nclab.train.config import Config
+
+    loop.Trainer(_config(["train.epochs=1"]), tmp_path / "r").fit()
+    cfg = Config.from_run_dir(tmp_path / "r", ["train.epochs=2"])
+    assert cfg.train.epochs == 2 and cfg.data.num_classes == 4
+    loop.Trainer.resume(tmp_path / "r", ["train.epochs=2"]).fit()
+    assert [r["epoch"] for r in _rows(tmp_path / "r")] == [1, 2]

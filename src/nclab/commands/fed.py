@@ -26,20 +26,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nclab.errors import ConfigError
     from nclab.fed.config import load_fed_config
-    from nclab.rundir import read_config
+    from nclab.fed.runner import resume_fed, run_fed
 
     if args.resume:
-        run_dir = Path(args.resume)
-        cfg_path = run_dir / "config.yaml"
-        read_config(run_dir)  # a clear error for a missing or corrupt config.yaml
-        try:
-            cfg = load_fed_config(
-                cfg_path, args.overrides if args.config is None else [args.config, *args.overrides]
-            )
-        except ConfigError as err:
-            raise ConfigError(f"cannot resume from {cfg_path}: {err}") from None
+        out = resume_fed(args.resume, args.overrides if args.config is None else [args.config, *args.overrides])
     else:
         from nclab.compose import split_args
 
@@ -48,9 +39,7 @@ def run(args: argparse.Namespace) -> int:
             raise NclabError("give config files (see configs/recipes/fed_*.yaml) or --resume RUN_DIR")
         cfg = load_fed_config(files, overrides)
         run_dir = Path(args.run_dir or cfg.run_dir or "runs/fed/" + "-".join(Path(f).stem for f in files))
-    cfg.run_dir = str(run_dir)
-    from nclab.fed.runner import run_fed
-
-    out = run_fed(cfg, run_dir, resume=bool(args.resume))
+        cfg.run_dir = str(run_dir)
+        out = run_fed(cfg, run_dir)
     print(f"run directory: {out}")
     return 0

@@ -14,12 +14,8 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from nclab.errors import NclabError
-
-if TYPE_CHECKING:
-    from nclab.train import Config
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -33,43 +29,15 @@ def run(args: argparse.Namespace) -> int:
     from nclab.train import Trainer, load_config
 
     if args.resume:
-        run_dir = Path(args.resume)
-        cfg = resume_config(run_dir, ([args.config] if args.config else []) + list(args.overrides))
+        extra = ([args.config] if args.config else []) + list(args.overrides)
+        trainer = Trainer.resume(args.resume, extra)
     else:
         from nclab.compose import split_args
 
         files, overrides = split_args([args.config, *args.overrides] if args.config else [])
         if not files:
             raise NclabError("give config files (see configs/) or --resume RUN_DIR")
-        cfg = load_config(files, overrides)
         run_dir = Path(args.run_dir or "runs/" + "-".join(Path(f).stem for f in files))
-    out = Trainer(cfg, run_dir, resume=bool(args.resume)).fit()  # fit releases the run lock
-    print(f"run directory: {out}")
+        trainer = Trainer(load_config(files, overrides), run_dir)
+    print(f"run directory: {trainer.fit()}")  # fit releases the run lock
     return 0
-
-
-def resume_config(run_dir: Path, extra: list[str]) -> Config:
-    """The config a run used (its ``config.yaml`` without ``meta``), then ``extra`` files/overrides.
-
-    Raises:
-        DataError: ``config.yaml`` is missing or not a YAML mapping (with what to do).
-        ConfigError: it holds keys or values the schema rejects.
-    """
-    import tempfile
-
-    from omegaconf import OmegaConf
-
-    from nclab.errors import ConfigError
-    from nclab.rundir import read_config
-    from nclab.train import load_config
-
-    path = run_dir / "config.yaml"
-    raw = read_config(run_dir)
-    raw.pop("meta", None)
-    with tempfile.TemporaryDirectory(prefix="nclab-resume-") as tmp:  # nothing is written to the run dir
-        p = Path(tmp) / "config.yaml"
-        p.write_text(OmegaConf.to_yaml(raw))
-        try:
-            return load_config(p, extra)
-        except ConfigError as err:
-            raise ConfigError(f"cannot resume from {path}: {err}") from None

@@ -40,6 +40,11 @@ class FedRun:
             self.close()
             raise
 
+    @classmethod
+    def resume(cls, run_dir: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Path:
+        """Continue the federated run in ``run_dir`` from its last round (:func:`resume_fed`)."""
+        return resume_fed(run_dir, overrides)
+
     def _open(self, resume: bool) -> None:
         rundir.remove_stale_temporaries(self.dir)  # left by a kill during an atomic write
         self.setup = get_setup(self.cfg)
@@ -161,6 +166,23 @@ class FedRun:
         personal = row["fed/personal_acc"]
         personal_txt = "n/a" if personal is None else f"{personal:.4f}"
         print(f"round {rnd}/{self.cfg.rounds}: acc {row['acc/all']:.4f} personal {personal_txt}", flush=True)
+
+
+def resume_fed(run_dir: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Path:
+    """Continue the federated run in ``run_dir`` from its last round, with the run's own config
+    (its ``config.yaml``) and ``overrides`` (e.g. more rounds); returns the run directory."""
+    from nclab.errors import ConfigError
+    from nclab.fed.config import load_fed_config
+    from nclab.rundir import read_config
+
+    run_dir = Path(run_dir)
+    read_config(run_dir)  # a clear error for a missing or corrupt config.yaml
+    try:
+        cfg = load_fed_config(run_dir / "config.yaml", list(overrides))
+    except ConfigError as err:
+        raise ConfigError(f"cannot resume from {run_dir / 'config.yaml'}: {err}") from None
+    cfg.run_dir = str(run_dir)
+    return run_fed(cfg, run_dir, resume=True)
 
 
 def run_fed(cfg: FedConfig, run_dir: str | Path, *, resume: bool = False) -> Path:

@@ -153,6 +153,30 @@ class Config:
     train: TrainSection = field(default_factory=TrainSection)
     run: RunSection = field(default_factory=RunSection)
 
+    @classmethod
+    def from_run_dir(cls, run_dir: str | Path, overrides: Sequence[str] = ()) -> Config:
+        """The config the run in ``run_dir`` used (its ``config.yaml`` without ``meta``), then
+        ``overrides`` (``key=value``), validated; nothing is written to the run directory.
+
+        Raises:
+            DataError: ``config.yaml`` is missing or not a YAML mapping (with what to do).
+            ConfigError: it holds keys or values the schema rejects.
+        """
+        import tempfile
+
+        from nclab.rundir import read_config
+
+        path = Path(run_dir) / "config.yaml"
+        raw = read_config(Path(run_dir))
+        raw.pop("meta", None)
+        with tempfile.TemporaryDirectory(prefix="nclab-resume-") as tmp:
+            p = Path(tmp) / "config.yaml"
+            p.write_text(OmegaConf.to_yaml(raw))
+            try:
+                return load_config(p, list(overrides))
+            except ConfigError as err:
+                raise ConfigError(f"cannot resume from {path}: {err}") from None
+
 
 def load_config(
     path: str | Path | Sequence[str | Path] | None = None, overrides: Sequence[str] | None = None

@@ -186,6 +186,14 @@ class Trainer:
             unused = bool(getattr(self.loss_fn, "needs_features", False))
             self.net = DistributedDataParallel(self.net, find_unused_parameters=unused)
 
+    @classmethod
+    def resume(
+        cls, run_dir: str | Path, overrides: list[str] | tuple[str, ...] = (), **kwargs: Any
+    ) -> Trainer:
+        """A Trainer that continues the run in ``run_dir`` exactly where its last checkpoint stopped,
+        with the run's own config (``Config.from_run_dir``) and ``overrides`` (e.g. more epochs)."""
+        return cls(Config.from_run_dir(run_dir, overrides), run_dir, resume=True, **kwargs)
+
     # -- run directory ------------------------------------------------------------------------------
     def _write_static(self) -> None:
         (self.dir / "checkpoints").mkdir(parents=True, exist_ok=True)
