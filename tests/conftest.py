@@ -20,6 +20,11 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
 
+# One intra-op thread: the suite's tensors are tiny, and on a loaded 2-core machine torch's thread pool
+# turned a 4 x 4 matmul into 18 ms (the SELI reproduction: 250 s with the default pool, 17 s with one
+# thread). Subprocesses get OMP_NUM_THREADS=1 from cli_env(). NCLAB_TEST_THREADS overrides.
+torch.set_num_threads(int(os.environ.get("NCLAB_TEST_THREADS", "1")))
+
 
 @pytest.fixture(autouse=True)
 def _deterministic():

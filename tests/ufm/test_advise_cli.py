@@ -97,10 +97,20 @@ def test_reproduce_quick_writes_png_and_csv(tmp_path, paper, capsys):
     assert "wrote:" in capsys.readouterr().out
 
 
-@pytest.mark.slow
 def test_reproduce_seli_quick(tmp_path):
     assert main(["ufm", "reproduce", "seli", "--out", str(tmp_path), "--quick"]) == 0
     assert (tmp_path / "seli.png").is_file()
+    # the claim: the convex program's solution tends to SELI as lam -> 0 (exactly SELI when balanced)
+    import csv
+
+    rows = list(csv.DictReader((tmp_path / "seli_vs_lambda.csv").open()))
+    dist = {
+        r: [float(x["dist_W"]) for x in sorted(rows, key=lambda x: float(x["lam"])) if x["R"] == r]
+        for r in ("1", "10", "100")
+    }
+    assert max(dist["1"]) < 1e-8, dist  # balanced: the simplex ETF, which is SELI, at every lam
+    for r in ("10", "100"):
+        assert len(dist[r]) == 3 and dist[r][0] < dist[r][1] < dist[r][2], dist
 
 
 @pytest.mark.parametrize("lambda_b", [0.0, 0.05, 2.0])
