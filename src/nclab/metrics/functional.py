@@ -500,10 +500,9 @@ def nc_metrics(
 
 
 def _counts_list(counts: Any, k: int) -> list[int]:
-    c = counts.tolist() if isinstance(counts, torch.Tensor) else list(counts)
-    if len(c) != k:
-        raise ShapeError(f"counts must have {k} entries (one per class), got {len(c)}")
-    return [int(x) for x in c]
+    from nclab.metrics.validation import check_counts
+
+    return check_counts(counts, k)  # k non-negative integers, with an error naming the problem
 
 
 def _mean_or_none(vals: list[float | None]) -> float | None:

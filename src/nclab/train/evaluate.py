@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from nclab.data.lazy import chunks, iter_batches
-from nclab.metrics import FeatureStats, SecondPass, nc_metrics, split_groups
+from nclab.metrics import FeatureStats, measure, nc_metrics, split_groups
 from nclab.train.data_setup import TrainData, preprocess
 
 
@@ -150,16 +150,10 @@ def evaluate(
                 row["nc/error"] = str(err)
             test_f = torch.cat(feats)
             test_y = data.test_y.to(device)
-            tstats = FeatureStats(k, w.shape[1], device=device)
-            tstats.update(test_f, test_y, validate=False)
-            try:
-                second = SecondPass(tstats, w, b, allow_missing=True)
-                second.update(test_f, test_y)
-                flatten(
-                    "nc_test",
-                    nc_metrics(tstats, w, b, counts=data.counts, second=second, allow_missing=True),
-                    row,
-                )
+            try:  # the stored test features: the two-pass path (docs/metrics.md), NC4 included
+                res = measure(test_f, test_y, w, b, counts=data.counts, num_classes=k, allow_missing=True)
+                res.pop("path", None)
+                flatten("nc_test", res, row)
             except ValueError as err:
                 row["nc_test/error"] = str(err)
         geometry["means"] = stats.means().float().cpu().numpy()
