@@ -238,3 +238,14 @@ def test_library_level_resume(tmp_path):
     assert cfg.train.epochs == 2 and cfg.data.num_classes == 4
     loop.Trainer.resume(tmp_path / "r", ["train.epochs=2"]).fit()
     assert [r["epoch"] for r in _rows(tmp_path / "r")] == [1, 2]
+
+
+def test_a_run_that_cannot_start_leaves_nothing_behind(tmp_path):
+    """A misspelt option fails after the run lock is taken: the lock is released and the new run
+    directory removed again."""
+    from nclab.errors import NclabError
+
+    with pytest.raises(NclabError, match="hiddne"):
+        loop.Trainer(_config(["model.kwargs.hiddne=64"]), tmp_path / "new")
+    assert not (tmp_path / "new").exists()
+    loop.Trainer(_config(["train.epochs=1"]), tmp_path / "new").fit()  # and the directory is usable

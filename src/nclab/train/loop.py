@@ -75,9 +75,23 @@ class Trainer:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         self.rank, self.world = init_distributed(self.device)
         # one writer per run directory (nclab.rundir.RunLock), taken before anything is written
+        created = not self.dir.exists()
         self._lock = rundir.RunLock(self.dir).acquire() if self.rank == 0 else None
         if self._lock is not None:
             rundir.remove_stale_temporaries(self.dir)  # left by a kill during an atomic write
+        try:
+            self._build(cfg, hooks, resume)
+        except BaseException:  # e.g. a misspelt option: release the lock, leave nothing behind
+            self.close()
+            if created and self.rank == 0:
+                (self.dir / ".lock").unlink(missing_ok=True)
+                if self.dir.is_dir() and not any(self.dir.iterdir()):
+                    self.dir.rmdir()
+            raise
+
+    def _build(self, cfg: Config, hooks: list[TrainHook] | None, resume: bool) -> None:
+        """Data, modules, loss, sampler, placement, optimizer, hooks; then the checkpoint on resume or
+        the run directory's static files."""
         self.data = load_data(cfg.data, cfg.train.seed)
         self.model, self.head = build_modules(cfg, self.data)
         from nclab.losses import create_loss
