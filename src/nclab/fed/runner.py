@@ -187,10 +187,9 @@ def resume_fed(run_dir: str | Path, overrides: list[str] | tuple[str, ...] = ())
 
 def run_fed(cfg: FedConfig, run_dir: str | Path, *, resume: bool = False) -> Path:
     """Run (or resume) a federated simulation on this machine with Flower; returns the run dir."""
-    import importlib.util
+    from nclab.extras import require
 
-    if importlib.util.find_spec("flwr") is None:
-        raise NclabError("federated runs need Flower: pip install 'nclab[fed]'")
+    require("flwr", what="federated runs")  # "federated runs need Flower: pip install 'nclab[fed]'"
     run = FedRun(cfg, Path(run_dir), resume=resume)
     try:
         return _simulate(cfg, run)

@@ -59,11 +59,9 @@ class _Local:
 
 class _Ray:
     def __init__(self, address: str | None, resources: dict[str, float], jobs: int | None):
-        try:
-            import ray
-        except ImportError:
-            raise NclabError("--engine ray needs Ray: pip install 'nclab[sweep]'") from None
-        self.ray = ray
+        from nclab.extras import require
+
+        self.ray = ray = require("ray", what="--engine ray")  # "--engine ray needs Ray: pip install ..."
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
         if address:
             kwargs["address"] = address
