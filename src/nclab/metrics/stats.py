@@ -182,6 +182,15 @@ class FeatureStats:
         m = self.sums / self.counts.clamp_min(1.0).unsqueeze(1)  # zero rows for empty classes
         return self.second - (m.T * self.counts) @ m
 
+    def within_scatter_in(self, basis: torch.Tensor) -> torch.Tensor:
+        """``basis^T S_W basis`` (r, r) for ``basis`` (d, r), S_W the within-class scatter, float64.
+
+        All that the NC1 traces use (``nc_metrics`` passes P = V S^-1): from the d x d matrix here;
+        the two-pass :class:`~nclab.metrics.twopass.SpanStats` returns its r x r block without forming
+        a d x d matrix.
+        """
+        return (basis.T @ self.within_scatter()) @ basis
+
     # -- persistence ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {"num_classes": self.num_classes, "dim": self.dim, **{n: getattr(self, n) for n in _STATES}}
