@@ -135,7 +135,9 @@ def prepare(
     basis = v[:, keep]  # (d, r)
     proj = basis / s[keep]
     num_within = float(counts[counts >= 2].sum())
-    return Prepared(present, counts, means, mu_g, mt, proj, num_within, center, u[:, keep], basis, rcond, s[keep])
+    return Prepared(
+        present, counts, means, mu_g, mt, proj, num_within, center, u[:, keep], basis, rcond, s[keep]
+    )
 
 
 GRAM_RESOLVED = 1e-3
