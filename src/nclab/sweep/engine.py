@@ -62,9 +62,9 @@ class _Ray:
         from nclab.extras import require
 
         self.ray = ray = require("ray", what="--engine ray")  # "--engine ray needs Ray: pip install ..."
+        # "local": a new instance for this sweep, never a cluster a stale /tmp/ray address file names
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
-        if address:
-            kwargs["address"] = address
+        kwargs["address"] = address or "local"
         try:
             ray.init(**kwargs)
         except (ConnectionError, RuntimeError, ValueError) as err:
