@@ -59,11 +59,12 @@ def test_missing_panels_are_noted_not_fatal(runs, tmp_path):
     assert run.series("acc/all") == ([1], [0.5])
 
 
-def test_not_a_run_dir_is_a_clear_error(tmp_path, cli):
+def test_not_a_run_dir_is_a_clear_error(tmp_path, capsys):
     with pytest.raises(DataError, match="not a run directory"):
         load_run(tmp_path)
-    r = cli("report", str(tmp_path))
-    assert r.returncode == 2 and "not a run directory" in r.stderr
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "not a run directory" in err and err.count("\n") == 1
 
 
 def _chromium():
