@@ -29,7 +29,9 @@ Sigma_W); the trace of Sigma_W is sum_k n_k v_k. A metric that needs the full d 
 Cost per sample (multiply-adds): pass 1 reads h once (per-class sums); pass 2 is d (r + K) for the
 products with P and W^T, r^2/2 for C and r K for the nearest-centre scores, against d^2/2 for the
 one-pass second moment plus the same d (r + K) + r K for its second pass (:class:`SecondPass`).
-:func:`choose_path` compares the two per call.
+:func:`choose_path` compares the two per call. On the CPU the r K term is skipped for the rows the
+triangle inequality already assigns to their own class mean (``CERTAIN``), and the product's columns
+are padded to a multiple of 16 (``PAD``), which MKL multiplies much faster than an odd count.
 
 Both passes keep sums only (float64, one per class or one r x r block), so batches, loaders and DDP
 ranks merge by summation; ``distributed=True`` all-reduces each pass's state (one collective per pass).
@@ -291,9 +293,10 @@ class SpanStats(FeatureStats):
 
     ``counts`` and ``sums`` come from pass 1; the per-class squared deviations sum_{i in k}
     ||h_i - mu_k||^2 and Sigma_W inside span(M~) (``within_span``, r x r in the basis V S) from pass
-    2. :meth:`within_scatter` returns the d x d matrix V S C S V^T, which equals the within-class
-    scatter on span(M~) and is zero outside it: every quantity P^T S_W P with P in the span (all that
-    ``nc_metrics`` uses) is exact. The full d x d second moment is not kept (``second`` raises); use
+    2. :meth:`within_scatter_in` (what ``nc_metrics`` calls) returns B^T S_W B for a basis B inside the
+    span from the r x r block (the block itself for pass 2's P), never a d x d matrix;
+    :meth:`within_scatter` returns the d x d matrix V S C S V^T, which equals the within-class
+    scatter on span(M~) and is zero outside it: every quantity P^T S_W P with P in the span is exact. The full d x d second moment is not kept (``second`` raises); use
     :class:`FeatureStats` (``path="one_pass"``) for a metric that needs it.
     """
 
@@ -356,7 +359,9 @@ class SpanPass:
     one product (h - mu_y) [P | W^T] giving z = P^T (h - mu_y) and the centred logits; accumulate
     C += z^T z, ||z||^2 and ||h - mu_y||^2 per class; with W, the logits plus the class means' logits
     (per label) against the nearest-centre scores z S^2 U^T + T[y] (module docstring), counting
-    disagreements on the device.
+    disagreements on the device. On the CPU a row with ||h - mu_y|| < (1 - CERTAIN) d_y / 2 (d_y: the
+    distance from mu_y to the nearest other class mean) is nearest to mu_y by the triangle inequality,
+    and only the other rows get scores (one host read of a mask per chunk; none on a GPU).
 
     Args:
         first: the finished pass-1 sums (after :meth:`ClassSums.all_reduce` under DDP).
@@ -483,7 +488,7 @@ class SpanPass:
             self.sq_dev.index_add_(0, yb, sq.view(-1).double())
             out = torch.mm(xc, big, out=obuf.narrow(0, 0, m))  # the one product: (h - mu_y) [P | W^T]
             z = out.narrow(1, 0, r)  # P^T (h - mu_y)
-            self.resid.index_add_(0, yb, torch.linalg.vecdot(z, z).double())
+            self.resid.index_add_(0, yb, torch.linalg.vector_norm(z, dim=1).double().square_())
             if sym:
                 cov += symmetric_gram(z, block=64)
             else:
