@@ -2,10 +2,12 @@
 started on 127.0.0.1 by this test (and stopped by it, process by process) runs a two-run sweep."""
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -50,6 +52,7 @@ def test_ray_cluster_on_localhost_runs_a_two_run_sweep(tmp_path):
     port = s.getsockname()[1]
     s.close()
     ray_bin = str(Path(sys.executable).with_name("ray"))
+    temp = tempfile.mkdtemp(prefix="nclab-ray-", dir="/tmp")  # short (socket paths); /tmp/ray untouched
     head = subprocess.Popen(
         [
             ray_bin,
@@ -60,6 +63,7 @@ def test_ray_cluster_on_localhost_runs_a_two_run_sweep(tmp_path):
             "--num-cpus=2",
             "--include-dashboard=false",
             "--disable-usage-stats",
+            f"--temp-dir={temp}",
             "--block",
         ],  # fmt: skip
         start_new_session=True,
@@ -99,4 +103,5 @@ def test_ray_cluster_on_localhost_runs_a_two_run_sweep(tmp_path):
         deadline = time.time() + 30
         while _session(head.pid) and time.time() < deadline:
             time.sleep(0.5)
+        shutil.rmtree(temp, ignore_errors=True)
     assert not _session(head.pid)
