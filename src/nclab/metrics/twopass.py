@@ -139,11 +139,13 @@ def _compute_dtype(x: torch.Tensor) -> torch.dtype:
 
 
 def _chunk_rows(x: torch.Tensor) -> int:
-    """Rows per chunk: 4M values (16 MB of float32) on the CPU, in buffers reused across chunks, so no
-    fresh memory is touched per batch; the whole batch on a GPU."""
+    """Rows per chunk: 1M values (4 MB of float32) on the CPU, in buffers reused across chunks, so no
+    fresh memory is touched per batch and a chunk's centred rows stay in cache between the centring,
+    the norms and the product (at (50k, 512, 100) the two-pass path ran in 0.195 s with 1024-2048-row
+    chunks against 0.258 s with 8192; no difference at d = 1024, K = 500); the whole batch on a GPU."""
     if x.device.type != "cpu":
         return max(1, x.shape[0])
-    return max(256, min(16384, (1 << 22) // max(1, x.shape[1])))
+    return max(256, min(16384, (1 << 20) // max(1, x.shape[1])))
 
 
 def _buffer(cache: dict, name: str, rows: int, cols: int, like: torch.Tensor) -> torch.Tensor:
