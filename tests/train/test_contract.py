@@ -249,3 +249,14 @@ def test_a_run_that_cannot_start_leaves_nothing_behind(tmp_path):
         loop.Trainer(_config(["model.kwargs.hiddne=64"]), tmp_path / "new")
     assert not (tmp_path / "new").exists()
     loop.Trainer(_config(["train.epochs=1"]), tmp_path / "new").fit()  # and the directory is usable
+
+
+def test_a_diverged_run_says_so_in_its_rows(tmp_path):
+    """A non-finite loss stops the run with a clear error and a row flagged ``diverged`` (read by
+    ``nclab table`` and ``nclab sweep``)."""
+    from nclab.errors import NclabError
+    from nclab.rundir import is_diverged
+
+    with pytest.raises(NclabError, match="NaN or infinite"):
+        loop.Trainer(_config(["optim.lr=1e30", "train.epochs=1"]), tmp_path / "r").fit()
+    assert _rows(tmp_path / "r")[-1]["diverged"] is True and is_diverged(tmp_path / "r")

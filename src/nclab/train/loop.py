@@ -417,6 +417,10 @@ class Trainer:
     def _check_finite(self) -> None:
         """Raise if any loss since the last check was NaN or infinite (one host read)."""
         if not bool(self._finite):
+            if self.rank == 0:  # a row that says so: tables show the run as diverged, sweeps skip it
+                row = {"epoch": self.epoch + 1, "step": self.global_step, "diverged": True}
+                row["diverged_reason"] = "non-finite loss"
+                rundir.append_row(self.dir / "metrics.jsonl", row)
             raise NclabError(
                 f"the loss became NaN or infinite in epoch {self.epoch + 1} (before step "
                 f"{self.step_in_epoch} of the epoch): lower optim.lr"
