@@ -53,3 +53,20 @@ def test_bad_files_exit_2_with_one_line(tmp_path, cli, content, msg):
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and msg in lines[0] and "Traceback" not in r.stderr
+
+
+def test_rcond_and_the_readable_columns_first(tmp_path, capsys):
+    """`nclab measure --rcond` sets the rank tolerance of Sigma_B^+ (against the float64 reference);
+    the table leads with CDNV and the stable NC1, then the exact NC1 with its rank."""
+    from tests.metrics.reference import ill_conditioned_means
+
+    h, y = ill_conditioned_means()[:2]
+    path = tmp_path / "ill.npz"
+    np.savez(path, features=np.asarray(h, dtype=np.float64), labels=np.asarray(y))
+    assert main(["measure", str(path), "--json", "--rcond", "1e-3"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    ref = reference(np.asarray(h, dtype=np.float64), np.asarray(y), rcond=1e-3)
+    assert res["nc1"] == pytest.approx(ref["nc1"], rel=1e-6)
+    assert main(["measure", str(path)]) == 0
+    lines = [ln.split()[0] for ln in capsys.readouterr().out.splitlines()[1:5]]
+    assert lines == ["nc1_cdnv", "nc1_stable", "nc1", "nc1_rank"]

@@ -260,3 +260,11 @@ def test_a_diverged_run_says_so_in_its_rows(tmp_path):
     with pytest.raises(NclabError, match="NaN or infinite"):
         loop.Trainer(_config(["optim.lr=1e30", "train.epochs=1"]), tmp_path / "r").fit()
     assert _rows(tmp_path / "r")[-1]["diverged"] is True and is_diverged(tmp_path / "r")
+
+
+def test_train_nc_rcond_sets_the_rank_of_sigma_b(tmp_path):
+    """train.nc_rcond reaches the NC metrics of every evaluation (train and test features)."""
+    rows = _rows(loop.Trainer(_config(["train.epochs=1", "train.nc_rcond=0.999"]), tmp_path / "a").fit())
+    assert rows[-1]["nc/nc1_rank"] == 1 and rows[-1]["nc_test/nc1_rank"] == 1
+    rows = _rows(loop.Trainer(_config(["train.epochs=1"]), tmp_path / "b").fit())
+    assert rows[-1]["nc/nc1_rank"] == 3  # K - 1 for K = 4 classes

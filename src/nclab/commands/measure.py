@@ -32,6 +32,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--center", choices=["weighted", "balanced"], default="weighted", help="global mean")
     p.add_argument("--counts-key", default="counts", help="key of the training counts (default: counts)")
     p.add_argument("--allow-missing", action="store_true", help="measure even if a class has no sample")
+    p.add_argument(
+        "--rcond",
+        type=float,
+        default=None,
+        help="rank tolerance of Sigma_B^+ relative to its largest eigenvalue (default: the exact pinv)",
+    )
     p.add_argument("--json", action="store_true", help="print the full result as JSON (only that on stdout)")
 
 
@@ -107,10 +113,13 @@ def print_table(res: dict[str, Any]) -> None:
         f"classes {res['num_classes']} (present {res['num_present']})  dim {res['dim']}  "
         f"samples {res['num_samples']}  center {res['center']}  rank(Sigma_B) {res['rank_sigma_b']}"
     )
-    keys = [
-        "nc1",
-        "nc1_weighted_sb",
+    keys = [  # readable in every regime first; the exact pinv NC1 next, with what it rests on
         "nc1_cdnv",
+        "nc1_stable",
+        "nc1",
+        "nc1_rank",
+        "nc1_min_eig_ratio",
+        "nc1_weighted_sb",
         "nc2_equinorm",
         "nc2_equiangle",
         "nc2_maxangle",
@@ -122,7 +131,11 @@ def print_table(res: dict[str, Any]) -> None:
     ]
     width = max(map(len, keys))
     for k in keys:
-        print(f"  {k:<{width}}  {_fmt(res[k])}")
+        print(f"  {k:<{width}}  {_fmt(res.get(k))}")
+    for flag in res.get("flags") or []:
+        print(f"  flag: {flag} (docs/metrics.md)")
+    for k, why in (res.get("undefined") or {}).items():
+        print(f"  {k}: null ({why})")
     print("\n  group    classes  nc1      align_cos  w_cos    mean_cos  w_norm_rel")
     for g, v in res["groups"].items():
         print(
@@ -159,6 +172,7 @@ def run(args: argparse.Namespace) -> int:
             center=args.center,
             counts=None if counts is None else counts.tolist(),
             allow_missing=args.allow_missing,
+            rcond=args.rcond,
         )
     if args.json:
         print(json.dumps(res))

@@ -121,6 +121,7 @@ class TrainSection:
     nc_tracking: bool = True
     nc_source: str = "eval"  # eval: an extra eval-mode pass over the training set | online: see docs
     nc_every: int = 1  # NC metrics at every this-many-th evaluation (and always at the last epoch)
+    nc_rcond: float | None = None  # rank tolerance of Sigma_B^+ for nc1 (None: the exact pinv)
     mixup_alpha: float = 0.0  # mixup (Zhang et al. 2018) with Beta(alpha, alpha) mixing; 0 = off
     ckpt_every_steps: int = 0  # also checkpoint inside an epoch every this many steps (0: off)
     amp: str = "auto"  # auto (float16 on CUDA) | on (float16, CUDA) | bf16 (bfloat16, CUDA or CPU) | off

@@ -84,6 +84,7 @@ def evaluate(
     world: int = 1,
     train_stats: FeatureStats | None = None,
     train_loss_sum: float = 0.0,
+    rcond: float | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Returns (the flat metrics row, geometry arrays for ``geometry/<epoch>.npz``).
 
@@ -145,13 +146,16 @@ def evaluate(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                flatten("nc", nc_metrics(stats, w, b, counts=data.counts, allow_missing=True), row)
+                res = nc_metrics(stats, w, b, counts=data.counts, allow_missing=True, rcond=rcond)
+                flatten("nc", res, row)
             except ValueError as err:
                 row["nc/error"] = str(err)
             test_f = torch.cat(feats)
             test_y = data.test_y.to(device)
             try:  # the stored test features: the two-pass path (docs/metrics.md), NC4 included
-                res = measure(test_f, test_y, w, b, counts=data.counts, num_classes=k, allow_missing=True)
+                res = measure(
+                    test_f, test_y, w, b, counts=data.counts, num_classes=k, allow_missing=True, rcond=rcond
+                )
                 res.pop("path", None)
                 flatten("nc_test", res, row)
             except ValueError as err:

@@ -465,7 +465,14 @@ class Trainer:
         head, info = ts.run_stage2(s2.method, inp)
         info = {"stage": s2.method, **info}
         row, geom = evaluate(
-            self.model, head, self.loss_fn, d, self.device, nc=self.cfg.train.nc_tracking, bs=bs
+            self.model,
+            head,
+            self.loss_fn,
+            d,
+            self.device,
+            nc=self.cfg.train.nc_tracking,
+            bs=bs,
+            rcond=self.cfg.train.nc_rcond,
         )
         out = {"epoch": self.epoch, "step": self.global_step, "lr": None, **info, **row}
         np.savez(self.dir / "geometry" / f"{self.epoch}_{s2.method}.npz", **geom)
@@ -486,6 +493,7 @@ class Trainer:
             world=self.world,
             train_stats=self.online.stats if self.online else None,
             train_loss_sum=self.online.loss if self.online else 0.0,
+            rcond=self.cfg.train.nc_rcond,
         )
         if self.rank != 0:  # only rank 0 writes
             return
