@@ -200,7 +200,7 @@ def run_fed(cfg: FedConfig, run_dir: str | Path, *, resume: bool = False) -> Pat
 def _simulate(cfg: FedConfig, run: FedRun) -> Path:
     from flwr.simulation import run_simulation
 
-    from nclab.fed.apps import make_client_app, make_server_app
+    from nclab.fed.flower import make_client_app, make_server_app
     from nclab.fed.reaper import Reaper
 
     left = cfg.rounds - run.done_rounds
