@@ -172,14 +172,13 @@ def test_nearest_etf_head_trains_through_nclab_train(tmp_path):
     inplace operation" at the first backward). Trained with the command a user runs."""
     from nclab.cli import main
 
-    cfg = tmp_path / "nearest.yaml"
-    cfg.write_text("\n".join(o.replace("=", ": ", 1) for o in BASE if not o.startswith("model.kwargs")))
-    yaml_text = {}
-    for line in cfg.read_text().splitlines():
-        key, value = line.split(": ", 1)
+    sections: dict[str, list[str]] = {}  # BASE ("section.key=value") as a YAML file of flow mappings
+    for override in BASE:
+        key, value = override.split("=", 1)
         section, field = key.split(".", 1)
-        yaml_text.setdefault(section, []).append(f"{field}: {value}")
-    cfg.write_text("".join(f"{s}: {{{', '.join(v)}}}\n" for s, v in yaml_text.items()))
+        sections.setdefault(section, []).append(f"{field}: {value}")
+    cfg = tmp_path / "nearest.yaml"
+    cfg.write_text("".join(f"{s}: {{{', '.join(v)}}}\n" for s, v in sections.items()))
     run = tmp_path / "r"
     assert main(["train", str(cfg), "head.name=nearest_etf", "train.epochs=3", "--run-dir", str(run)]) == 0
     rows = _rows(run)

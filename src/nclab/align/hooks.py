@@ -96,7 +96,11 @@ class SpAReg(TrainHook):
         if side in ("head", "both"):
             _head_weight_param(head, "Reg (side=head)")
         self.tracker, self.head, self.lam, self.side = tracker, head, float(lam), side
-        self.counts = torch.tensor(counts, dtype=torch.float32) if (weighting == "count" and counts) else None
+        self.counts = (  # beside the head's weight: no copy per step
+            torch.tensor(counts, dtype=torch.float32, device=head.weight.device)
+            if (weighting == "count" and counts)
+            else None
+        )
 
     def extra_loss(self, features, logits, labels, ctx):
         # the classes the tracker has seen, as a mask (no host read); nothing before the first

@@ -77,6 +77,9 @@ class NearestETFHead(nn.Module):
         self.register_buffer("means", torch.zeros(num_classes, in_features))
         self.register_buffer("seen", torch.zeros(num_classes, dtype=torch.bool))
         self.register_buffer("p_prev", torch.zeros(in_features, num_classes))
+        # host-side caches: every class seen (``seen`` only grows), a solution in ``p_prev`` (None: unknown)
+        self._ready: bool = False
+        self._solved: bool | None = None
         self.bias = None
 
     @torch.no_grad()
@@ -113,36 +116,17 @@ class NearestETFHead(nn.Module):
         y = (self.means - self.means.mean(0)).T  # (d, K) centred
         y = y / y.norm().clamp_min(1e-12)
         dtype = torch.float32 if y.is_cuda else torch.float64
+        if self._solved is None:  # a previous solution in p_prev (e.g. after a resume): one host read
+            self._solved = bool(self.p_prev.abs().sum() > 0)
         prev = self.p_prev.to(dtype) if self._solved else None
         p = nearest_etf(y.to(dtype), prev, self.delta, check_finite=False).float()
         self.p_prev.copy_(p)
         self.weight.copy_(etf_classifier(p))
         self._solved = True
 
-    @property
-    def _ready(self) -> bool:
-        """Every class seen (cached: ``seen`` only grows)."""
-        return self.__dict__.get("_ready_cache", False)
-
-    @_ready.setter
-    def _ready(self, value: bool) -> None:
-        self.__dict__["_ready_cache"] = value
-
-    @property
-    def _solved(self) -> bool:
-        """A previous solution exists in ``p_prev`` (read once from the buffer, e.g. after a resume)."""
-        if "_solved_cache" not in self.__dict__:
-            self.__dict__["_solved_cache"] = bool(self.p_prev.abs().sum() > 0)
-        return self.__dict__["_solved_cache"]
-
-    @_solved.setter
-    def _solved(self, value: bool) -> None:
-        self.__dict__["_solved_cache"] = value
-
     def _load_from_state_dict(self, *args, **kwargs):
         super()._load_from_state_dict(*args, **kwargs)
-        self.__dict__.pop("_ready_cache", None)  # re-derived from the loaded buffers
-        self.__dict__.pop("_solved_cache", None)
+        self._ready, self._solved = False, None  # re-derived from the loaded buffers on first use
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return self.tau * F.normalize(h, dim=1) @ self.weight.T
