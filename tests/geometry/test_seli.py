@@ -1,3 +1,5 @@
+"""SELI geometry (geometry/seli.py) against the SVD of the N-level label matrix."""
+
 import math
 
 import numpy as np
@@ -5,41 +7,7 @@ import pytest
 import torch
 
 from nclab.errors import NclabError
-from nclab.geometry import helmert_basis, sel_matrix, seli_distance, seli_geometry, simplex_etf
-
-
-@pytest.mark.parametrize("k,d", [(2, 1), (3, 2), (5, 5), (10, 64)])
-@pytest.mark.parametrize("seed", [None, 3])
-def test_simplex_etf_rows_and_angles(k, d, seed):
-    g = None if seed is None else torch.Generator().manual_seed(seed)
-    w = simplex_etf(k, d, generator=g, dtype=torch.float64)
-    assert w.shape == (k, d)
-    gram = w @ w.T
-    expect = torch.full((k, k), -1.0 / (k - 1), dtype=torch.float64)
-    expect.fill_diagonal_(1.0)
-    torch.testing.assert_close(gram, expect, atol=1e-12, rtol=0)
-    torch.testing.assert_close(w.sum(0), torch.zeros(d, dtype=torch.float64), atol=1e-12, rtol=0)
-
-
-def test_simplex_etf_canonical_and_seeded_frames():
-    k = 4
-    w = simplex_etf(k, 6, dtype=torch.float64)
-    c = torch.eye(k, dtype=torch.float64) - 1 / k
-    torch.testing.assert_close(w[:, :k], math.sqrt(k / (k - 1)) * c)
-    a = simplex_etf(k, 6, generator=torch.Generator().manual_seed(1))
-    b = simplex_etf(k, 6, generator=torch.Generator().manual_seed(1))
-    assert torch.equal(a, b) and not torch.allclose(
-        a, simplex_etf(k, 6, generator=torch.Generator().manual_seed(2))
-    )
-    u = helmert_basis(5)
-    torch.testing.assert_close(u.T @ u, torch.eye(4, dtype=torch.float64))
-    torch.testing.assert_close(u.sum(0), torch.zeros(4, dtype=torch.float64), atol=1e-12, rtol=0)
-
-
-@pytest.mark.parametrize("k,d", [(5, 3), (1, 4)])
-def test_simplex_etf_errors(k, d):
-    with pytest.raises(NclabError):
-        simplex_etf(k, d)
+from nclab.geometry import sel_matrix, seli_distance, seli_geometry
 
 
 def _seli_bruteforce(counts):
