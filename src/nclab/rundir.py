@@ -1,7 +1,8 @@
 """The one reader and writer of a run directory (docs/contracts.md, docs/reliability.md).
 
 A run directory is the interface between training and everything after it (reports, tables, advice).
-Its promises live here:
+:class:`RunDir` is its one contract: the trainer and the federated runner write through it, ``nclab
+report``, ``nclab table``, ``nclab ufm advise --run`` and ``nclab sweep`` read through it. Its promises:
 
 - **One writer.** :class:`RunLock` holds an exclusive ``fcntl.flock`` on ``<run>/.lock`` for the
   lifetime of a run; a second process gets an :class:`~nclab.errors.NclabError` naming the holder's
@@ -13,7 +14,8 @@ Its promises live here:
 - **Atomic rewrites.** :func:`truncate_rows` and :func:`write_text_atomic` write a temporary file in the
   same directory and ``os.replace`` it.
 
-Checkpoints (``checkpoints/last.pt``) are written and loaded by :mod:`nclab.train.checkpoint`.
+- **Safe checkpoints.** ``checkpoints/last.pt`` is written atomically and holds only tensors and plain
+  containers, so :meth:`RunDir.load_checkpoint` never unpickles code (:mod:`nclab.train.checkpoint`).
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ from typing import Any
 from nclab.errors import DataError, NclabError
 
 __all__ = [
+    "RunDir",
     "RunLock",
+    "RunDirWarning",
     "RunLockedError",
     "append_row",
     "clean",
@@ -39,11 +43,15 @@ __all__ = [
     "read_rows",
     "remove_stale_temporaries",
     "truncate_rows",
+    "with_meta",
     "write_text_atomic",
 ]
 
 METRICS = "metrics.jsonl"
 LOCK = ".lock"
+CONFIG = "config.yaml"
+CLASSES = "classes.json"
+STAGE2_DONE = "stage2.done"
 
 
 class RunLockedError(NclabError):
@@ -357,3 +365,270 @@ def is_diverged(run_dir: str | Path) -> bool:
     except DataError:
         return False
     return any(r.get("diverged") for r in rows)
+
+
+# -- the contract ---------------------------------------------------------------------------------------
+class RunDir:
+    r"""One run directory (docs/contracts.md): every file of a run is written and read through this class.
+
+    Constructing it does no I/O. The write side is for the run's one writer (take :meth:`lock` first);
+    the read side may be used by anyone, at any time, also while the run is being written.
+
+    Example:
+        >>> import tempfile
+        >>> run = RunDir(tempfile.mkdtemp())
+        >>> run.create("train: {epochs: 1}\n", {"names": ["a", "b"], "counts": [5, 1]})
+        >>> run.append({"epoch": 1, "acc/all": float("nan")})
+        >>> run.rows(), run.classes()["counts"], run.is_complete()
+        (([{'epoch': 1, 'acc/all': None}], False), [5, 1], True)
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.metrics_path = self.path / METRICS
+        self.config_path = self.path / CONFIG
+        self.classes_path = self.path / CLASSES
+        self.checkpoint_path = self.path / "checkpoints" / "last.pt"
+        self.geometry_dir = self.path / "geometry"
+        self.stage2_path = self.path / STAGE2_DONE
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    # -- write side -------------------------------------------------------------------------------
+    def lock(self) -> RunLock:
+        """The run's :class:`RunLock`, acquired (creating the directory); release it when the run ends."""
+        return RunLock(self.path).acquire()
+
+    def check_new(self) -> None:
+        """Raise unless the directory is free for a new run (it holds no ``metrics.jsonl``)."""
+        if self.metrics_path.exists():
+            raise NclabError(
+                f"{self.path} already holds a run: use --resume {self.path} or another --run-dir"
+            )
+
+    def create(
+        self, config_text: str, classes: dict[str, Any], extra_json: dict[str, Any] | None = None
+    ) -> None:
+        """Start a new run: ``checkpoints/``, ``geometry/``, ``config.yaml`` (``config_text``, its
+        ``meta`` included, see :func:`with_meta`), ``classes.json`` and each ``extra_json`` file (name ->
+        JSON value, e.g. ``{"clients.json": {...}}``).
+
+        Raises:
+            NclabError: the directory already holds a run (:meth:`check_new`).
+        """
+        self.check_new()
+        (self.path / "checkpoints").mkdir(parents=True, exist_ok=True)
+        self.geometry_dir.mkdir(exist_ok=True)
+        self.write_config(config_text)
+        write_text_atomic(self.classes_path, json.dumps(classes))
+        for name, value in (extra_json or {}).items():
+            write_text_atomic(self.path / name, json.dumps(value, indent=1))
+
+    def write_config(self, config_text: str) -> None:
+        """Replace ``config.yaml`` atomically (a sweep's run that starts from another rewrites it)."""
+        write_text_atomic(self.config_path, config_text)
+
+    def append(self, row: dict[str, Any]) -> None:
+        """Append one evaluation row to ``metrics.jsonl`` (NaN/inf -> ``null``; :func:`append_row`)."""
+        append_row(self.metrics_path, row)
+
+    def write_geometry(self, epoch: int, *, stage: str | None = None, **arrays: Any) -> None:
+        """``geometry/<epoch>.npz`` (``<epoch>_<stage>.npz`` for a stage-2 row) holding ``arrays``,
+        written through a temporary file and ``os.replace``."""
+        self.geometry_dir.mkdir(parents=True, exist_ok=True)
+        name = f"{epoch}.npz" if stage is None else f"{epoch}_{stage}.npz"
+        import numpy as np
+
+        _replace_atomic(self.geometry_dir / name, lambda fh: np.savez(fh, **arrays))
+
+    def save_checkpoint(self, state: dict[str, Any]) -> None:
+        """Write ``checkpoints/last.pt`` atomically; ``state`` may hold only tensors and plain
+        containers of primitives (:func:`nclab.train.checkpoint.check_safe`, else ``TypeError``)."""
+        from nclab.train import checkpoint
+
+        checkpoint.save_atomic(state, self.checkpoint_path)
+
+    def load_checkpoint(self, required: Iterable[str] = ()) -> dict[str, Any]:
+        """``checkpoints/last.pt``, loaded without unpickling code.
+
+        Raises:
+            DataError: missing, damaged, unsafe, or lacking a ``required`` key.
+        """
+        from nclab.train import checkpoint
+
+        return checkpoint.load(self.checkpoint_path, required=required)
+
+    def truncate(self, keep: Callable[[dict[str, Any]], bool]) -> None:
+        """On resume: keep only the rows for which ``keep(row)`` is true (those the checkpoint covers);
+        a torn last line is dropped with a warning (:func:`truncate_rows`)."""
+        truncate_rows(self.metrics_path, keep)
+
+    def mark_stage2_done(self, method: str) -> None:
+        """Record that the stage-2 row of ``method`` is written (a resume then keeps it)."""
+        self.stage2_path.write_text(method)
+
+    def stage2_done(self) -> bool:
+        return self.stage2_path.exists()
+
+    def remove_stale_temporaries(self) -> list[Path]:
+        """Delete temporaries left by a process killed during an atomic write (call with the lock
+        held); returns the removed paths."""
+        return remove_stale_temporaries(self.path)
+
+    # -- read side --------------------------------------------------------------------------------
+    def rows(self) -> tuple[list[dict[str, Any]], bool]:
+        """``(rows, torn)`` of ``metrics.jsonl`` (:func:`read_rows`; ``DataError`` when missing)."""
+        return read_rows(self.metrics_path)
+
+    def config(self) -> Any:
+        """``config.yaml`` as an OmegaConf ``DictConfig``, ``meta`` included (:func:`read_config`)."""
+        return read_config(self.path)
+
+    def classes(self) -> dict[str, list]:
+        """``classes.json`` as ``{"names": [str], "counts": [int]}`` (names default to ``"0"``, ...).
+
+        Raises:
+            DataError: the file is missing, not JSON, or has no list of integer counts.
+        """
+        data = self.read_json(CLASSES)
+        try:
+            counts = [int(c) for c in data["counts"]]
+            names = [str(n) for n in (data.get("names") or range(len(counts)))]
+        except (KeyError, ValueError, TypeError, AttributeError) as err:
+            raise DataError(
+                f"{self.classes_path} is unreadable ({type(err).__name__}: {err}); it must hold "
+                '{"names": [...], "counts": [...]}'
+            ) from None
+        if len(names) != len(counts):
+            raise DataError(f"{self.classes_path} has {len(names)} names for {len(counts)} counts")
+        return {"names": names, "counts": counts}
+
+    def read_json(self, name: str) -> Any:
+        """The JSON file ``name`` of the run (``classes.json``, ``clients.json``, ...).
+
+        Raises:
+            DataError: it is missing or not JSON.
+        """
+        p = self.path / name
+        try:
+            return json.loads(p.read_text())
+        except FileNotFoundError:
+            raise DataError(f"{p} does not exist (is {self.path} a run directory?)") from None
+        except (ValueError, OSError) as err:
+            raise DataError(f"{p} is unreadable ({type(err).__name__}: {err})") from None
+
+    def geometry(self, problems: list[str] | None = None) -> dict[int, dict[str, Any]]:
+        """Every ``geometry/<epoch>.npz`` as ``{epoch: {name: array}}``, loaded with
+        ``allow_pickle=False``. A file that cannot be read is skipped and described in ``problems``
+        (when given) and a warning."""
+        import zipfile
+
+        import numpy as np
+
+        out: dict[int, dict[str, Any]] = {}
+        if not self.geometry_dir.is_dir():
+            return out
+        for f in sorted(
+            self.geometry_dir.glob("*.npz"), key=lambda q: int(q.stem) if q.stem.isdigit() else -1
+        ):
+            if not f.stem.isdigit():
+                continue
+            try:
+                with np.load(f, allow_pickle=False) as z:
+                    out[int(f.stem)] = {k: z[k] for k in z.files}
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+                msg = f"{f} is unreadable ({type(err).__name__}); its geometry is not drawn"
+                if problems is not None:
+                    problems.append(msg)
+                warnings.warn(msg, RunDirWarning, stacklevel=2)
+        return out
+
+    def budget(self) -> dict[str, Any]:
+        """What the run promised to do, from its own ``config.yaml``: ``{"kind": "fed", "round": R}``
+        for a federated run, else ``{"kind": "train", "epoch": E, "stage2": bool}`` (a stage-2 method
+        appends a row with ``stage`` after the last epoch)."""
+        cfg = self.config()
+        if "rounds" in cfg:
+            return {"kind": "fed", "round": int(cfg.rounds)}
+        method = str(cfg.stage2.method) if "stage2" in cfg else "none"
+        return {"kind": "train", "epoch": int(cfg.train.epochs), "stage2": method != "none"}
+
+    def is_complete(self) -> bool:
+        """True when the last row reaches :meth:`budget`: the last round of a federated run; the last
+        epoch of a training run, and its stage-2 row when its config names a stage-2 method. A missing
+        or unreadable ``config.yaml`` or ``metrics.jsonl`` is not complete."""
+        if not self.config_path.is_file() or not self.metrics_path.is_file():
+            return False
+        try:
+            budget = self.budget()
+            rows, _ = self.rows()
+        except (DataError, AttributeError, KeyError, ValueError):
+            return False
+        if not rows:
+            return False
+        last = rows[-1]
+        if budget["kind"] == "fed":
+            return last.get("round") == budget["round"]
+        return last.get("epoch") == budget["epoch"] and ("stage" in last) == budget["stage2"]
+
+    def is_diverged(self) -> bool:
+        """True when a row is flagged ``diverged`` (a non-finite loss, or exploded features): the run
+        stopped for good, re-running it would diverge again."""
+        if not self.metrics_path.is_file():
+            return False
+        try:
+            rows, _ = self.rows()
+        except DataError:
+            return False
+        return any(r.get("diverged") for r in rows)
+
+    def weight_decays(self) -> tuple[float | None, float | None]:
+        """``(lambda_W, lambda_H)`` from ``config.yaml``: a training run's ``optim.head_weight_decay``
+        (else ``optim.weight_decay``) and ``optim.weight_decay``; a federated run's
+        ``local.weight_decay`` (or the earlier flat ``weight_decay``) for both. ``(None, None)`` when
+        the run has no ``config.yaml`` or names no weight decay.
+
+        Raises:
+            DataError: ``config.yaml`` exists but is not a readable mapping.
+        """
+        if not self.config_path.is_file():
+            return None, None
+        from omegaconf import OmegaConf
+
+        cfg = OmegaConf.to_container(self.config())
+        optim, local = cfg.get("optim") or {}, cfg.get("local") or {}
+        wd = optim.get("weight_decay", local.get("weight_decay", cfg.get("weight_decay")))
+        head = optim.get("head_weight_decay")
+        lw = head if head is not None else wd
+        return (None if lw is None else float(lw)), (None if wd is None else float(wd))
+
+
+class RunDirWarning(UserWarning):
+    """A run directory is readable but not as its writer promised (torn last row, duplicated rows,
+    an unreadable geometry file)."""
+
+
+def with_meta(config_text: str, meta: dict[str, Any]) -> str:
+    r"""``config_text`` followed by the run's ``meta`` block (one JSON value per key).
+
+    >>> print(with_meta("seed: 1\n", {"nclab": "0.1", "counts": [5, 1]}), end="")
+    seed: 1
+    meta:
+      nclab: "0.1"
+      counts: [5, 1]
+    """
+    return config_text + "meta:\n" + "".join(f"  {k}: {json.dumps(v)}\n" for k, v in meta.items())
+
+
+def _replace_atomic(path: Path, write: Callable[[Any], Any]) -> None:
+    """Call ``write(binary file)`` on a temporary beside ``path``, fsync, and ``os.replace`` it."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
