@@ -69,3 +69,4 @@ def mlp(*, in_features: int, hidden: int = 128, feature_dim: int = 64, depth: in
 
 
 from nclab.models import backbones as _backbones  # noqa: E402,F401  (registers the backbones)
+from nclab.models.network import Network  # noqa: E402,F401  (backbone + head)

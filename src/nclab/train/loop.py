@@ -22,6 +22,7 @@ from torch import nn
 from nclab import __version__, rundir
 from nclab.data.lazy import iter_batches
 from nclab.errors import NclabError
+from nclab.models.network import Network
 from nclab.train import builtin_hooks as bh
 from nclab.train import checkpoint as ckpt
 from nclab.train.build import build_modules, build_optimizer, lr_factor  # noqa: F401  (public here too)
@@ -42,18 +43,6 @@ from nclab.train.hooks import HookContext, TrainHook
 
 def _seed(*parts: int) -> int:
     return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
-
-
-class _Net(nn.Module):
-    """Backbone + head as one module, so that DDP synchronises both."""
-
-    def __init__(self, model: nn.Module, head: nn.Module):
-        super().__init__()
-        self.model, self.head = model, head
-
-    def forward(self, x):
-        feats = self.model(x)
-        return feats, self.head(feats)
 
 
 class Trainer:
@@ -191,7 +180,7 @@ class Trainer:
         self.train_y = self.data.train_y.to(dev) if on_dev else self.data.train_y
         self._finite = torch.ones((), dtype=torch.bool, device=dev)
         self.opt = build_optimizer(cfg, self.model, self.head)
-        self.net: nn.Module = _Net(self.model, self.head)
+        self.net: nn.Module = Network(self.model, self.head)  # DDP synchronises both
         if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel
 
