@@ -1,95 +1,15 @@
-import math
+"""SpA strategies as training hooks (align/hooks.py): each hook in isolation, the fixed-ETF rules,
+the schedule and options, build_hooks, and a training run with every strategy."""
 
-import numpy as np
+from types import SimpleNamespace
+
 import pytest
 import torch
 
-from nclab.align import EMAClassMeans, project_gradient, reg_loss, slerp_toward
-from nclab.align.hooks import SpAProj, SpAReg, SpASlerp
+from nclab.align import EMAClassMeans
+from nclab.align.hooks import SpAProj, SpAReg, SpASlerp, TrackerHook, build_hooks
 from nclab.errors import ConfigError
 from nclab.heads import create_head
-
-g64 = torch.Generator().manual_seed(0)
-
-
-def _rand(*shape):
-    return torch.randn(*shape, dtype=torch.float64, generator=g64)
-
-
-def _slerp_reference(p0, p1, t):
-    """Shoemake's SLERP between unit vectors: sin((1-t)O)/sin O p0 + sin(tO)/sin O p1."""
-    om = np.arccos(np.clip(p0 @ p1, -1, 1))
-    return np.sin((1 - t) * om) / np.sin(om) * p0 + np.sin(t * om) / np.sin(om) * p1
-
-
-def test_slerp_matches_great_circle_keeps_norm_and_skips_aligned_rows():
-    w = _rand(5, 4) * 3
-    t = torch.nn.functional.normalize(_rand(5, 4), dim=1)
-    t[4] = torch.nn.functional.normalize(w[4], dim=0)  # already aligned: cos = 1 > threshold
-    out = slerp_toward(w, t, 0.3, 0.99)
-    torch.testing.assert_close(out.norm(dim=1), w.norm(dim=1))
-    for k in range(4):
-        wh = (w[k] / w[k].norm()).numpy()
-        ref = _slerp_reference(wh, t[k].numpy(), 0.3) * float(w[k].norm())
-        np.testing.assert_allclose(out[k].numpy(), ref, atol=1e-10)
-        before = math.acos(float(wh @ t[k].numpy()))
-        after = math.acos(float(out[k] @ t[k] / out[k].norm()))
-        assert after == pytest.approx(0.7 * before, rel=1e-9)
-    torch.testing.assert_close(out[4], w[4])
-    out2 = slerp_toward(w, t, 0.3, -2.0)  # threshold below every cosine: nothing moves
-    torch.testing.assert_close(out2, w)
-
-
-def test_proj_removes_only_the_anti_aligning_tangential_component():
-    w = torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]], dtype=torch.float64)
-    m = torch.tensor([[0.0, 1.0, 0.0], [0.0, 1.0, 0.0]], dtype=torch.float64)
-    # row 0: gradient along +y tangentially: a step -g turns w away from m -> removed
-    # row 1: gradient along -y: a step -g turns w toward m -> kept
-    g = torch.tensor([[0.5, 2.0, 1.0], [0.5, -2.0, 1.0]], dtype=torch.float64)
-    gamma = 0.6
-    out = project_gradient(g, w, m, gamma)
-    gt0 = torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)  # tangential part minus its +y component
-    torch.testing.assert_close(out[0], (1 - gamma) * gt0 + gamma * g[0])
-    gt1 = torch.tensor([0.0, -2.0, 1.0], dtype=torch.float64)
-    torch.testing.assert_close(out[1], (1 - gamma) * gt1 + gamma * g[1])
-    # general rows: after the edit the tangential part never points toward d
-    w, m, g = _rand(6, 5), _rand(6, 5), _rand(6, 5)
-    out = project_gradient(g, w, m, 0.0)
-    wh = torch.nn.functional.normalize(w, dim=1)
-    mh = torch.nn.functional.normalize(m, dim=1)
-    d = torch.nn.functional.normalize(mh - (mh * wh).sum(1, keepdim=True) * wh, dim=1)
-    assert ((out * d).sum(1) <= 1e-12).all()
-    assert torch.allclose((out * wh).sum(1), torch.zeros(6, dtype=torch.float64), atol=1e-12)
-    torch.testing.assert_close(project_gradient(g, w, m, 1.0), g)
-
-
-def test_reg_gradient_matches_finite_differences():
-    w = _rand(4, 3).requires_grad_(True)
-    t = torch.nn.functional.normalize(_rand(4, 3), dim=1)
-    wt = torch.tensor([4.0, 3.0, 2.0, 1.0], dtype=torch.float64)
-    assert torch.autograd.gradcheck(lambda x: reg_loss(x, t), (w,))
-    assert torch.autograd.gradcheck(lambda x: reg_loss(x, t, wt), (w,))
-    cos = torch.nn.functional.cosine_similarity(w, t, dim=1)
-    assert float(reg_loss(w, t)) == pytest.approx(float((1 - cos).mean()))
-
-
-def test_tracker_ema_absent_classes_and_centring():
-    tr = EMAClassMeans(3, 2, momentum=0.9)
-    tr.update(torch.tensor([[1.0, 0.0], [3.0, 0.0]]), torch.tensor([0, 0]))
-    torch.testing.assert_close(tr.means[0], torch.tensor([2.0, 0.0]))
-    assert tr.seen.tolist() == [True, False, False]
-    tr.update(torch.tensor([[0.0, 4.0], [12.0, 0.0]]), torch.tensor([1, 0]))
-    torch.testing.assert_close(tr.means[0], torch.tensor([0.9 * 2 + 0.1 * 12, 0.0]))
-    torch.testing.assert_close(tr.means[1], torch.tensor([0.0, 4.0]))
-    assert torch.equal(tr.means[2], torch.zeros(2))
-    t = tr.targets()
-    c = tr.means[:2] - tr.means[:2].mean(0)
-    torch.testing.assert_close(t[:2], torch.nn.functional.normalize(c, dim=1))
-    assert torch.equal(t[2], torch.zeros(2))
-    s = tr.state_dict()
-    tr2 = EMAClassMeans(3, 2)
-    tr2.load_state_dict(s)
-    assert torch.equal(tr2.means, tr.means)
 
 
 def test_hooks_improve_alignment_in_isolation_and_fixed_etf_rules():
@@ -170,3 +90,37 @@ def test_training_with_all_strategies(tmp_path):
         )
         == 2
     )
+
+
+def test_slerp_strength_follows_the_cosine_schedule():
+    hook = SpASlerp(EMAClassMeans(3, 4), create_head("linear", 4, 3), alpha=0.2)
+    assert hook.strength(0.0) == 0.0
+    assert hook.strength(0.5) == pytest.approx(0.1, rel=1e-12)
+    assert hook.strength(1.0) == pytest.approx(0.2, rel=1e-12)
+
+
+def test_reg_options_are_checked():
+    tr, head = EMAClassMeans(3, 4), create_head("linear", 4, 3)
+    with pytest.raises(ConfigError, match="weighting"):
+        SpAReg(tr, head, weighting="inverse")
+    with pytest.raises(ConfigError, match="side"):
+        SpAReg(tr, head, side="logits")
+    # nothing seen yet: the loss is zero
+    assert float(SpAReg(tr, head).extra_loss(torch.randn(6, 4), None, torch.arange(6) % 3, None)) == 0.0
+
+
+def _align_cfg(strategies):
+    return SimpleNamespace(
+        strategies=strategies, momentum=0.9, centered=True, proj_gamma=0.6, slerp_alpha=0.02,
+        slerp_threshold=0.95, reg_lambda=0.1, reg_weighting="uniform", reg_side="head",
+    )  # fmt: skip
+
+
+def test_build_hooks_puts_the_tracker_first_and_checks_the_names():
+    head = create_head("linear", 4, 3)
+    assert build_hooks(_align_cfg([]), head, 3, 4) == []
+    hooks = build_hooks(_align_cfg(["reg", "proj", "slerp"]), head, 3, 4)
+    assert [type(h) for h in hooks] == [TrackerHook, SpAReg, SpAProj, SpASlerp]
+    assert all(h.tracker is hooks[0].tracker for h in hooks[1:])
+    with pytest.raises(ConfigError, match="unknown align strategies"):
+        build_hooks(_align_cfg(["spin"]), head, 3, 4)
