@@ -1,0 +1,82 @@
+"""Each long-tailed loss (losses/longtail.py) against its paper's formula computed independently in
+numpy float64."""
+
+import numpy as np
+import pytest
+import torch
+
+from nclab.errors import ConfigError
+from nclab.losses import class_balanced_weights, create_loss, posthoc_logit_adjust
+from tests.losses.reference import COUNTS, Y, Z, cb_weights, ce, lsm, rng
+
+
+def _run(name, **kw):
+    return float(create_loss(name, COUNTS, **kw)(torch.tensor(Z), torch.tensor(Y)))
+
+
+def test_focal():
+    p = np.exp(lsm(Z))[np.arange(7), Y]
+    assert _run("focal", gamma=2.0) == pytest.approx(np.mean(-((1 - p) ** 2) * np.log(p)), rel=1e-6)
+    assert _run("focal", gamma=0.0) == pytest.approx(ce(Z, Y), rel=1e-6)
+
+
+def test_class_balanced():
+    w = cb_weights(COUNTS, 0.99)
+    np.testing.assert_allclose(class_balanced_weights(COUNTS, 0.99).numpy(), w, rtol=1e-6)
+    assert _run("cb", beta=0.99) == pytest.approx(ce(Z, Y, w), rel=1e-6)
+    p = np.exp(lsm(Z))[np.arange(7), Y]
+    fl = -((1 - p) ** 1.5) * np.log(p)
+    assert _run("cb", beta=0.99, base="focal", gamma=1.5) == pytest.approx(
+        (w[Y] * fl).sum() / w[Y].sum(), rel=1e-6
+    )
+
+
+def test_ldam_margins_scale_and_drw():
+    n = np.array(COUNTS, float)
+    m = n**-0.25
+    m = m * 0.5 / m.max()
+    zz = Z.copy()
+    zz[np.arange(7), Y] -= m[Y]
+    loss = create_loss("ldam", COUNTS, max_margin=0.5, scale=30.0, drw_epoch=3)
+    np.testing.assert_allclose(loss.margins.numpy(), m, rtol=1e-6)
+    assert float(loss(torch.tensor(Z), torch.tensor(Y))) == pytest.approx(ce(30 * zz, Y), rel=1e-5)
+    loss.set_epoch(2)
+    assert not loss.reweighting
+    loss.set_epoch(3)
+    assert loss.reweighting
+    assert float(loss(torch.tensor(Z), torch.tensor(Y))) == pytest.approx(
+        ce(30 * zz, Y, cb_weights(COUNTS, 0.9999)), rel=1e-5
+    )
+
+
+def test_logit_adjusted_and_balanced_softmax():
+    n = np.array(COUNTS, float)
+    assert _run("la", tau=1.5) == pytest.approx(ce(Z + 1.5 * np.log(n / n.sum()), Y), rel=1e-6)
+    assert _run("balanced_softmax") == pytest.approx(ce(Z + np.log(n), Y), rel=1e-6)
+    adj = posthoc_logit_adjust(torch.tensor(Z), COUNTS, 1.0).numpy()
+    np.testing.assert_allclose(adj, Z - np.log(n / n.sum()), rtol=1e-6)
+
+
+def test_dot_regression():
+    h = rng.normal(size=(7, 5))
+    w = rng.normal(size=(4, 5))
+    loss = create_loss("dr", COUNTS, normalize=False)
+    got = float(loss(torch.tensor(h), torch.tensor(Y), torch.tensor(w)))
+    wy = w[Y]
+    hn = np.linalg.norm(h, axis=1)
+    ref = np.mean(0.5 * ((wy * h).sum(1) - np.linalg.norm(wy, axis=1) * hn) ** 2 / hn)
+    assert got == pytest.approx(ref, rel=1e-6)
+    hn1 = h / np.linalg.norm(h, axis=1, keepdims=True)
+    ref1 = np.mean(0.5 * ((wy * hn1).sum(1) - np.linalg.norm(wy, axis=1)) ** 2)
+    got1 = float(create_loss("dr", COUNTS)(torch.tensor(h), torch.tensor(Y), torch.tensor(w)))
+    assert got1 == pytest.approx(ref1, rel=1e-6)
+    # zero when h is aligned with its classifier row
+    aligned = torch.tensor(w[Y] * 2.0)
+    assert float(loss(aligned, torch.tensor(Y), torch.tensor(w))) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_loss_errors():
+    with pytest.raises(ConfigError):
+        create_loss("focal", [10, 0])
+    with pytest.raises(ConfigError):
+        create_loss("cb", COUNTS, beta=1.0)
