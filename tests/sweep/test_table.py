@@ -28,7 +28,7 @@ def test_plain_runs_selected_rows_and_csv(tmp_path, capsys):
     runs, incomplete = load_runs(find_runs([tmp_path]))
     assert [r.axes for r in runs] == [{"run": "a"}] and incomplete == [tmp_path / "b"]
     out = aggregate(runs, metrics=["acc/all", "acc/all@selected", "acc/per_class", "acc/few"])
-    assert out[0]["acc/all"] == {"mean": 0.7, "std": None, "n": 1}
+    assert out[0]["acc/all"] == {"mean": 0.7, "std": None, "n": 1, "ci95": None}
     assert out[0]["acc/all@selected"]["mean"] == 0.5  # epoch 1 has the best validation accuracy
     assert out[0]["acc/per_class"]["mean"] == 0.75 and out[0]["acc/few"] is None
     assert main(["table", str(tmp_path / "a"), "--metrics", "acc/all", "--format", "csv"]) == 0
@@ -52,3 +52,26 @@ def test_a_diverged_run_shows_as_diverged(tmp_path, capsys):
     assert main(["table", str(tmp_path), "--metrics", "acc/all"]) == 0
     md = capsys.readouterr().out
     assert "| a | 2 | diverged |" in md and "| c | 1 | 60.00 |" in md
+
+
+def test_ci95_is_the_student_t_interval_and_rows_are_read_at_an_epoch(tmp_path):
+    """The paired 95% interval against scipy's t quantile (an independent reference), for 2..40 seeds,
+    and ``@epoch=N`` reads the row of that epoch (missing -> None)."""
+    import numpy as np
+    from scipy import stats
+
+    from nclab.sweep.table import _stats
+
+    rng = np.random.default_rng(0)
+    for n in (2, 3, 5, 10, 31, 40):
+        vals = rng.normal(size=n).tolist()
+        sd = float(np.std(vals, ddof=1))
+        want = stats.t.ppf(0.975, n - 1) * sd / np.sqrt(n) if n <= 31 else 1.96 * sd / np.sqrt(n)
+        assert abs(_stats(vals)["ci95"] - want) < 2e-3 * want
+    for seed in (0, 1, 2):
+        rows = [{"epoch": e, "acc/all": 0.1 * e + 0.01 * seed} for e in (1, 2, 3)]
+        _run(tmp_path / "m=a" / f"seed={seed}", rows, epochs=3, seed=seed, axes={"m": "a"})
+    runs, _ = load_runs(find_runs([tmp_path]))
+    out = aggregate(runs, metrics=["acc/all@epoch=2", "acc/all@epoch=9", "acc/all"])[0]
+    assert abs(out["acc/all@epoch=2"]["mean"] - 0.21) < 1e-12 and out["acc/all@epoch=9"] is None
+    assert abs(out["acc/all"]["ci95"] - stats.t.ppf(0.975, 2) * 0.01 / np.sqrt(3)) < 1e-5

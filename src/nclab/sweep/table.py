@@ -73,7 +73,12 @@ def load_runs(dirs: list[Path]) -> tuple[list[RunRecord], list[Path]]:
     return runs, incomplete
 
 
-def _row(rows: list[dict[str, Any]], at: str) -> dict[str, Any]:
+def _row(rows: list[dict[str, Any]], at: str) -> dict[str, Any] | None:
+    """The evaluation row a metric is read at: ``last``, ``selected`` (best ``val/balanced_acc``), or
+    ``epoch=N`` (the training row of epoch/round N; None when the run has none)."""
+    if at.startswith("epoch="):
+        n = int(at.partition("=")[2])
+        return next((x for x in rows if "stage" not in x and x.get("epoch") == n), None)
     if at == "last" or "stage" in rows[-1]:
         return rows[-1]
     cand = [x for x in rows if "stage" not in x and isinstance(x.get("val/balanced_acc"), (int, float))]
@@ -96,20 +101,32 @@ def _diverged(rows: list[dict[str, Any]], row: dict[str, Any]) -> bool:
     return any(k.startswith("loss/") and _value(row, k) is None for k in row)
 
 
+#: two-sided 95% quantiles of Student's t with 1..30 degrees of freedom (beyond: the normal's 1.96)
+_T975 = tuple(
+    float(t)
+    for t in "12.706 4.303 3.182 2.776 2.571 2.447 2.365 2.306 2.262 2.228 2.201 2.179 2.160 2.145 2.131 "
+    "2.120 2.110 2.101 2.093 2.086 2.080 2.074 2.069 2.064 2.060 2.056 2.052 2.048 2.045 2.042".split()
+)
+
+
 def _stats(vals: list[float]) -> dict[str, Any] | None:
+    """Mean, sample std (ddof 1) and the half-width ``ci95`` of the 95% Student-t interval of the mean,
+    ``t_{0.975, n-1} * std / sqrt(n)`` (None for one value)."""
     if not vals:
         return None
     n = len(vals)
     m = sum(vals) / n
     sd = math.sqrt(sum((v - m) ** 2 for v in vals) / (n - 1)) if n > 1 else None
-    return {"mean": m, "std": sd, "n": n}
+    ci = None if sd is None else (_T975[n - 2] if n - 1 <= len(_T975) else 1.96) * sd / math.sqrt(n)
+    return {"mean": m, "std": sd, "n": n, "ci95": ci}
 
 
 def _parse(metric: str, at: str) -> tuple[str, str]:
     key, _, which = metric.partition("@")
     which = which or at
-    if which not in ("last", "selected"):
-        raise ConfigError(f"metric {metric!r}: the row must be @last or @selected")
+    epoch = which.startswith("epoch=") and which.partition("=")[2].isdigit()
+    if which not in ("last", "selected") and not epoch:
+        raise ConfigError(f"metric {metric!r}: the row must be @last, @selected or @epoch=N")
     return key, which
 
 
@@ -145,6 +162,9 @@ def aggregate(
         vals = []
         for key, which in parsed:
             row = _row(r.rows, which)
+            if row is None:  # no evaluation at that epoch
+                vals.append(None)
+                continue
             div = div or _diverged(r.rows, row)
             vals.append(_value(row, key))
         return div, vals
