@@ -51,7 +51,9 @@ def test_unknown_sampler():
 
 
 def test_unknown_sampler_option_names_the_accepted_ones():
-    with pytest.raises(RegistryError, match=r"sampler option 'start_epch' for drs; accepted: seed, start_epoch\."):
+    with pytest.raises(
+        RegistryError, match=r"sampler option 'start_epch' for drs; accepted: seed, start_epoch\."
+    ):
         create_sampler("drs", LABELS, COUNTS, start_epch=2)
     with pytest.raises(RegistryError, match="sampler option 'epochs' for drs"):
         create_sampler("drs", LABELS, COUNTS, epochs=4)  # only progressive has an epoch count
