@@ -27,7 +27,12 @@ def test_every_fed_config_loads():
         ("device=cuda", "client_gpus"),
         ("client_gpus=-1", "client_gpus"),
         ("round=3", "Valid keys"),
-        ("lr=fast", "Valid keys"),
+        ("local.lr=fast", "Valid keys"),
+        ("data.name=imagenet_lt", "data.name"),
+        ("data.augment=true", "data.augment"),
+        ("head.name=linear", "fedgela needs its own head"),
+        ("lr=0.1", "lr moved to local.lr"),
+        ("model=mlp", "model moved to model.name"),
     ],
 )
 def test_bad_fed_config(override, msg):
@@ -35,23 +40,58 @@ def test_bad_fed_config(override, msg):
         load_fed_config(SMOKE, [override])
 
 
+def test_a_config_of_the_flat_schema_names_the_new_keys(tmp_path):
+    old = tmp_path / "old.yaml"
+    old.write_text("model: mlp\nlocal_epochs: 2\ndata: {name: synthetic, samples_per_class: 60}\n")
+    with pytest.raises(ConfigError) as err:
+        load_fed_config(old)
+    msg = str(err.value)
+    assert "old.yaml" in msg and len(msg.splitlines()) == 1
+    for moved in (
+        "model moved to model.name",
+        "local_epochs moved to local.epochs",
+        "data.samples_per_class moved to data.n_max",
+    ):
+        assert moved in msg
+
+
+def test_each_method_gets_its_head():
+    from nclab.fed.config import method_head
+
+    heads = {
+        m: method_head(load_fed_config(SMOKE, [f"method={m}", "seed=3", "tau=4"]))
+        for m in ("fedavg", "fedprox", "fedavg_etf", "fedgela")
+    }
+    assert heads == {
+        "fedavg": ("linear", {}),
+        "fedprox": ("linear", {}),
+        "fedavg_etf": ("fixed_etf", {"normalize": True, "scale": 4.0, "seed": 3}),
+        "fedgela": ("gela", {"tau": 4.0, "seed": 3}),
+    }
+    cfg = load_fed_config(SMOKE, ["method=fedavg", "head.name=cosine", "head.kwargs.tau=8"])
+    assert method_head(cfg) == ("cosine", {"tau": 8})
+
+
 def test_cifar_fed_configs_build_and_a_client_trains(tmp_path):
     import numpy as np
     import torch
 
     from nclab.fed.apps import NclabClient
+    from nclab.fed.local import shared_state
     from nclab.fed.setup import build_setup
     from tests.train.test_configs import _tiny_cifar
 
     _tiny_cifar(tmp_path / "data", "cifar10", 10)
     cfg = load_fed_config(
         SMOKE.parent / "fed_cifar10_pcdd2.yaml",
-        ["method=fedgela", f"data.root={tmp_path / 'data'}", "local_epochs=1"],
+        ["method=fedgela", f"data.root={tmp_path / 'data'}", "local.epochs=1"],
     )
     s = build_setup(cfg)
-    assert s.train_x.shape[1:] == (3, 32, 32) and s.num_classes == 10 and s.device.type in ("cpu", "cuda")
+    assert (
+        s.data.train_x.shape[1:] == (3, 32, 32) and s.num_classes == 10 and s.device.type in ("cpu", "cuda")
+    )
     assert all(sum(n > 0 for n in c) == 2 for c in s.client_counts)
-    params = [t.numpy() for t in s.build_model().shared_state()]
+    params = [t.numpy() for t in shared_state(s.build_model())]
     new, n, metrics = NclabClient(s).fit(params, {"partition_id": 0, "round": 1})
     assert n == len(s.parts[0]) and 0.0 <= metrics["personal_acc"] <= 1.0
     assert any(not np.array_equal(a, b) for a, b in zip(params, new))

@@ -24,11 +24,10 @@ SMOKE = """\
 method: fedavg
 rounds: 2
 clients_per_round: 2
-data: {name: synthetic, num_classes: 4, samples_per_class: 60, test_per_class: 20, dim: 16}
+data: {name: synthetic, num_classes: 4, n_max: 60, test_per_class: 20, dim: 16}
 partition: {kind: pcdd, num_clients: 2, classes_per_client: 2}
-model: mlp
-feature_dim: 8
-batch_size: 32
+model: {name: mlp, feature_dim: 8}
+local: {batch_size: 32}
 nc_samples: 400
 """
 
@@ -56,7 +55,7 @@ def _started(cfg_path, run_dir, rounds_done=0):
         rundir.append_row(run_dir / "metrics.jsonl", {"epoch": r, "round": r, "acc/all": 0.5})
     from nclab.train.checkpoint import save_atomic
 
-    save_atomic({"round": rounds_done, "params": params}, run.ckpt)
+    save_atomic({"round": rounds_done, "params": params}, run.run.checkpoint_path)
     run.close()
     return run_dir
 
@@ -103,7 +102,7 @@ def test_a_torn_last_row_is_dropped_on_fed_resume(smoke, tmp_path):
     "name,text,msg",
     [
         ("config.yaml", "rounds: [unclosed\n", "config.yaml is not a readable config"),
-        ("clients.json", '{"clients": [{"client": 0, "num_sa', "clients.json is corrupt"),
+        ("clients.json", '{"clients": [{"client": 0, "num_sa', "clients.json is unreadable"),
         ("clients.json", '{"clients": []}', "partition the config builds differs"),
     ],
 )
@@ -179,7 +178,9 @@ def test_kill_9_of_nclab_fed_leaves_no_ray_process_and_resumes(smoke, tmp_path):
     proc.wait()
     deadline = time.time() + 30
     while [p for p in recorded if _alive(p)]:
-        assert time.time() < deadline, f"Ray processes outlived the driver: {[p for p in recorded if _alive(p)]}"
+        assert time.time() < deadline, (
+            f"Ray processes outlived the driver: {[p for p in recorded if _alive(p)]}"
+        )
         time.sleep(0.2)
     done = torch.load(run / "checkpoints" / "last.pt", weights_only=True)["round"]
     r = subprocess.run(

@@ -1,4 +1,9 @@
-"""Flower simulation end to end (needs the `fed` extra: flwr[simulation])."""
+"""Flower simulation end to end (needs the `fed` extra: flwr[simulation]).
+
+One run is simulated for a round and resumed for a second (two simulations, shared by the tests of this
+module); the same rounds driven in process, with the strategy and the clients called directly, are the
+reference it must equal.
+"""
 
 import json
 import os
@@ -8,42 +13,113 @@ import pytest
 
 pytest.importorskip("flwr")
 
+from flwr.common import Code, FitRes, Status, ndarrays_to_parameters, parameters_to_ndarrays  # noqa: E402
+
 from nclab.cli import main  # noqa: E402
+from nclab.fed.config import load_fed_config  # noqa: E402
+from nclab.fed.flower import NclabClient, NclabStrategy  # noqa: E402
+from nclab.fed.runner import FedRun  # noqa: E402
+from nclab.fed.setup import get_setup  # noqa: E402
+from nclab.rundir import RunDir  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE = ROOT / "configs" / "recipes" / "fed_synthetic.yaml"
 
 
-@pytest.fixture(autouse=True)
-def _workers_import_nclab(monkeypatch):
-    # Flower's simulation workers are separate processes: they must find this checkout's nclab.
-    src = str(ROOT / "src")
-    monkeypatch.setenv("PYTHONPATH", src + os.pathsep + os.environ.get("PYTHONPATH", ""))
-
-
 def _rows(run_dir):
-    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    rows, torn = RunDir(run_dir).rows()
+    assert not torn
     for r in rows:
         r.pop("wall_time")
     return rows
 
 
-def test_two_round_simulation_writes_run_dir(tmp_path):
-    run_dir = tmp_path / "gela"
-    assert main(["fed", str(SMOKE), "--run-dir", str(run_dir)]) == 0
-    rows = _rows(run_dir)
-    assert [r["epoch"] for r in rows] == [1, 2]
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory):
+    """Round 1 simulated, then resumed for round 2 (method fedgela, the recipe's)."""
+    run = tmp_path_factory.mktemp("fed") / "gela"
+    with pytest.MonkeyPatch.context() as mp:  # Flower's simulation workers must import this checkout
+        mp.setenv("PYTHONPATH", str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        assert main(["fed", str(SMOKE), "rounds=1", "--run-dir", str(run)]) == 0
+        assert main(["fed", "--resume", str(run), "rounds=2"]) == 0
+    return run
+
+
+class _Nodes:
+    """A client manager with ``n`` connected nodes."""
+
+    def __init__(self, n):
+        self.nodes = {str(i): type("Node", (), {"cid": str(i)})() for i in range(n)}
+
+    def wait_for(self, n, timeout):
+        return True
+
+    def all(self):
+        return self.nodes
+
+
+def _in_process(cfg, run_dir):
+    """The rounds of ``cfg`` without Flower's transport: what the simulation must reproduce."""
+    run = FedRun(cfg, run_dir)
+    try:
+        strategy = NclabStrategy(cfg, run.initial_state(), run.on_round)
+        client, params = NclabClient(get_setup(cfg)), ndarrays_to_parameters(run.initial_state())
+        for rnd in range(1, cfg.rounds + 1):
+            results = []
+            for _, ins in strategy.configure_fit(rnd, params, _Nodes(cfg.clients_per_round)):
+                new, n, metrics = client.fit(parameters_to_ndarrays(ins.parameters), ins.config)
+                results.append((None, FitRes(Status(Code.OK, ""), ndarrays_to_parameters(new), n, metrics)))
+            params, _ = strategy.aggregate_fit(rnd, results, [])
+    finally:
+        run.close()
+    return run_dir
+
+
+def test_the_simulation_writes_the_run_dir(simulated):
+    rows = _rows(simulated)
+    assert [r["epoch"] for r in rows] == [1, 2] and [r["round"] for r in rows] == [1, 2]
     assert 0.0 <= rows[-1]["acc/all"] <= 1.0 and rows[-1]["fed/personal_acc"] is not None
-    assert "nc/nc1" in rows[-1]
-    clients = json.loads((run_dir / "clients.json").read_text())["clients"]
+    assert "nc/nc1" in rows[-1] and rows[-1]["fed/clients"] == [0, 1]
+    clients = RunDir(simulated).read_json("clients.json")["clients"]
     assert len(clients) == 2 and all(sum(c["class_counts"]) == c["num_samples"] for c in clients)
-    assert (run_dir / "checkpoints" / "last.pt").is_file() and (run_dir / "geometry" / "2.npz").is_file()
+    assert RunDir(simulated).load_checkpoint()["round"] == 2 and RunDir(simulated).is_complete()
+    assert (simulated / "geometry" / "2.npz").is_file()
 
 
-@pytest.mark.slow
-def test_resume_continues_exactly(tmp_path):
-    full, part = tmp_path / "full", tmp_path / "part"
-    assert main(["fed", str(SMOKE), "method=fedavg", "--run-dir", str(full)]) == 0
-    assert main(["fed", str(SMOKE), "method=fedavg", "rounds=1", "--run-dir", str(part)]) == 0
-    assert main(["fed", "--resume", str(part), "rounds=2"]) == 0
-    assert _rows(full) == _rows(part)
+def test_a_resumed_simulation_equals_the_rounds_driven_in_process(simulated, tmp_path, capsys):
+    ref = _in_process(load_fed_config(SMOKE), tmp_path / "ref")
+    assert _rows(simulated) == _rows(ref)
+    assert "round 2/2" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("method", ["fedavg", "fedprox", "fedavg_etf"])
+def test_every_method_runs_its_rounds(method, tmp_path):
+    rows = _rows(_in_process(load_fed_config(SMOKE, [f"method={method}"]), tmp_path / method))
+    assert [r["round"] for r in rows] == [1, 2] and all(0 <= r["acc/all"] <= 1 for r in rows)
+    learnable = method != "fedavg_etf"  # the angle collapse of missing classes needs a learnable head
+    assert (rows[-1]["fed/missing_class_cos"] is not None) == learnable
+
+
+def test_a_federated_run_reads_with_nclab_report_like_a_centralised_one(simulated, tmp_path):
+    """Same files, same arrays, the same report panels: ``epoch`` is the round."""
+    pytest.importorskip("matplotlib")
+    from nclab.report.rundir import load_run
+
+    central = tmp_path / "central"
+    assert (
+        main(["train", str(SMOKE.parent / "synthetic.yaml"), "train.epochs=2", "--run-dir", str(central)])
+        == 0
+    )
+    fed, cen = load_run(simulated), load_run(central)
+    assert [r["epoch"] for r in fed.rows] == [1, 2] and not fed.problems
+    assert fed.counts == RunDir(simulated).classes()["counts"] and len(fed.class_names) == len(fed.counts)
+    assert set(fed.geometry) == {1, 2} and set(fed.geometry[2]) == set(cen.geometry[2])
+    assert {k for k in cen.rows[-1] if k.startswith("acc/")} == {
+        k for k in fed.rows[-1] if k.startswith("acc/")
+    }
+    for run in (simulated, central):
+        out = tmp_path / f"{run.name}.html"
+        assert main(["report", str(run), "--out", str(out)]) == 0
+        page = out.read_text()
+        assert page.count("<img") == 5 and "Not available" not in page, run.name
+    assert json.loads((simulated / "classes.json").read_text())["counts"] == fed.counts

@@ -1,29 +1,34 @@
 """Typed configuration of a federated run (OmegaConf structured config, YAML fragments composed left to
-right, see :mod:`nclab.compose`, then dotted overrides)."""
+right, see :mod:`nclab.compose`, then dotted overrides).
+
+The ``data``, ``model`` and ``head`` sections are those of ``nclab train`` (:mod:`nclab.train.config`),
+with federated defaults; ``local`` holds the clients' local training.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from nclab.compose import compose
+from nclab.compose import compose, expand_files
 from nclab.errors import ConfigError
+from nclab.train.config import DataConfig, HeadConfig, ModelConfig
 
 METHODS = ("fedavg", "fedavg_etf", "fedprox", "fedgela")
-
-
-@dataclass
-class FedDataConfig:
-    name: str = "fmnist"  # fmnist | cifar10 | cifar100 | synthetic
-    root: str | None = None
-    imbalance: float = 1.0  # global long-tailed profile (1 = balanced)
-    profile: str = "exp"
-    # synthetic only
-    num_classes: int = 10
-    samples_per_class: int = 200
-    test_per_class: int = 50
-    dim: int = 32
+#: keys of the earlier flat schema (before the shared data/model/head sections) and where they live now
+MOVED = {
+    "model": "model.name",
+    "feature_dim": "model.feature_dim",
+    "local_epochs": "local.epochs",
+    "batch_size": "local.batch_size",
+    "lr": "local.lr",
+    "momentum": "local.momentum",
+    "weight_decay": "local.weight_decay",
+    "prox_mu": "local.prox_mu",
+    "data.samples_per_class": "data.n_max",
+}
 
 
 @dataclass
@@ -35,55 +40,103 @@ class PartitionConfig:
 
 
 @dataclass
+class LocalConfig:
+    """A client's local training in each round (SGD)."""
+
+    epochs: int = 1
+    batch_size: int = 64
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    prox_mu: float = 0.01  # FedProx's mu (method fedprox only)
+
+
+@dataclass
 class FedConfig:
     method: str = "fedgela"
     seed: int = 0
     rounds: int = 10
     clients_per_round: int = 10
-    data: FedDataConfig = field(default_factory=FedDataConfig)
+    data: DataConfig = field(default_factory=lambda: DataConfig(name="fmnist", imbalance=1.0))
     partition: PartitionConfig = field(default_factory=PartitionConfig)
-    model: str = "cnn_small"
-    feature_dim: int = 64
-    local_epochs: int = 1
-    batch_size: int = 64
-    lr: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    prox_mu: float = 0.01
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(name="cnn_small"))
+    head: HeadConfig = field(default_factory=lambda: HeadConfig(name=""))  # "": the method's head
+    local: LocalConfig = field(default_factory=LocalConfig)
     gela_c: float | None = None  # FedGELA's C (None: K)
-    tau: float = 10.0  # logit scale of ETF heads on normalised features
+    tau: float = 10.0  # logit scale of the methods' ETF heads on normalised features
     nc_samples: int = 5000  # training samples used for the NC metrics of the aggregated model
     device: str = "auto"  # auto (CUDA when available) | cpu | cuda
     client_gpus: float = 0.0  # simulation: fraction of a GPU reserved per client (e.g. 0.1 on one GPU)
     run_dir: str = ""
 
 
+def method_head(cfg: FedConfig) -> tuple[str, dict[str, Any]]:
+    """The head (registry name, options) of ``cfg``: ``head.name`` when set, else the method's own:
+    linear (fedavg, fedprox), a fixed ETF on normalised features scaled by ``tau`` (fedavg_etf) or
+    FedGELA's ``gela`` head; the ETF heads draw their ETF from the run's seed."""
+    if cfg.head.name:
+        return cfg.head.name, dict(cfg.head.kwargs)
+    if cfg.method == "fedavg_etf":
+        return "fixed_etf", {"normalize": True, "scale": cfg.tau, "seed": cfg.seed}
+    if cfg.method == "fedgela":
+        return "gela", {"tau": cfg.tau, "seed": cfg.seed}
+    return "linear", {}
+
+
+def _check_moved(files: Sequence[str | Path], overrides: Sequence[str]) -> None:
+    """Keys of the flat schema are a ConfigError naming their new place."""
+    found = []
+    for path, data in expand_files(list(files)):
+        data_keys = data.get("data") if isinstance(data.get("data"), dict) else {}
+        keys = [k for k in data if k != "model" or not isinstance(data[k], dict)]
+        found += [(k, path) for k in [*keys, *(f"data.{k}" for k in data_keys)] if k in MOVED]
+    found += [(o.split("=", 1)[0], "overrides") for o in overrides if o.split("=", 1)[0] in MOVED]
+    if found:
+        moved = ", ".join(f"{k} moved to {MOVED[k]}" for k, _ in found)
+        raise ConfigError(f"{found[0][1]} uses keys of the earlier flat federated schema: {moved}")
+
+
 def load_fed_config(
     path: str | Path | Sequence[str | Path] | None, overrides: Sequence[str] | None = None
 ) -> FedConfig:
     """Merge the schema, YAML files (left to right, each after its ``defaults``) and ``key=value``
-    overrides; errors name the valid keys."""
-    out, sources = compose(FedConfig, path, overrides, "federated config")
+    overrides; errors name the valid keys, and the new place of a key of the earlier flat schema."""
+    files = [] if path is None else [path] if isinstance(path, (str, Path)) else list(path)
+    _check_moved(files, overrides or [])
+    out, sources = compose(FedConfig, files, overrides, "federated config")
     out.__dict__["_sources"] = sources
-    if out.method not in METHODS:
-        raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {out.method!r}")
-    if out.partition.kind not in ("pcdd", "dirichlet"):
-        raise ConfigError(f"partition.kind must be pcdd or dirichlet, got {out.partition.kind!r}")
-    if out.clients_per_round < 1 or out.clients_per_round > out.partition.num_clients:
-        raise ConfigError(
-            f"clients_per_round must be in [1, partition.num_clients={out.partition.num_clients}]"
-        )
-    if out.device not in ("auto", "cpu", "cuda"):
-        raise ConfigError(f"device must be auto, cpu or cuda, got {out.device!r}")
-    if out.client_gpus < 0:
-        raise ConfigError(f"client_gpus must be >= 0, got {out.client_gpus}")
+    d, p = out.data, out.partition
+    checks = [
+        (out.method in METHODS, f"method must be one of {', '.join(METHODS)}, got {out.method!r}"),
+        (
+            d.name in ("fmnist", "cifar10", "cifar100", "synthetic"),
+            f"data.name must be fmnist, cifar10, cifar100 or synthetic, got {d.name!r}",
+        ),
+        (
+            not d.augment and d.val_fraction == 0,
+            "data.augment and data.val_fraction are not used by federated runs: leave them unset",
+        ),
+        (
+            out.method != "fedgela" or out.head.name in ("", "gela"),
+            "method fedgela needs its own head: leave head.name empty (or gela)",
+        ),
+        (p.kind in ("pcdd", "dirichlet"), f"partition.kind must be pcdd or dirichlet, got {p.kind!r}"),
+        (
+            1 <= out.clients_per_round <= p.num_clients,
+            f"clients_per_round must be in [1, partition.num_clients={p.num_clients}]",
+        ),
+        (out.device in ("auto", "cpu", "cuda"), f"device must be auto, cpu or cuda, got {out.device!r}"),
+        (out.client_gpus >= 0, f"client_gpus must be >= 0, got {out.client_gpus}"),
+        (out.rounds >= 1, "rounds must be >= 1"),
+    ]
+    for ok, msg in checks:
+        if not ok:
+            raise ConfigError(msg)
     if out.device == "cuda" and out.client_gpus == 0:
         raise ConfigError(
             "device=cuda with client_gpus=0: Ray gives a simulated client no GPU unless it reserves "
             "one; set client_gpus to the fraction of a GPU per client (e.g. client_gpus=0.1)"
         )
-    if out.rounds < 1:
-        raise ConfigError("rounds must be >= 1")
     return out
 
 

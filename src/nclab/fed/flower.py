@@ -24,9 +24,9 @@ from flwr.server import ServerApp, ServerAppComponents, ServerConfig
 from flwr.server.strategy import FedAvg
 
 from nclab.fed.config import FedConfig, load_fed_config
-from nclab.fed.gela import gela_scales
-from nclab.fed.local import LocalConfig, local_train, missing_class_cosine, predict
+from nclab.fed.local import load_shared_state, local_train, missing_class_cosine, predict, shared_state
 from nclab.fed.setup import FedSetup, get_setup
+from nclab.heads.gela import gela_scales
 from nclab.progress import progress
 
 
@@ -46,33 +46,25 @@ class NclabClient(NumPyClient):
         pid = int(config.get("partition_id", self.node_partition if self.node_partition is not None else 0))
         rnd = int(config.get("round", 0))
         model = s.build_model()
-        model.load_shared_state([torch.from_numpy(np.asarray(p)) for p in parameters])
+        load_shared_state(model, [torch.from_numpy(np.asarray(p)) for p in parameters])
         if cfg.method == "fedgela":
             model.head.set_scales(gela_scales(s.client_counts[pid], cfg.gela_c))
         x, y = s.client_train(pid)
-        local = LocalConfig(
-            epochs=cfg.local_epochs,
-            batch_size=cfg.batch_size,
-            lr=cfg.lr,
-            momentum=cfg.momentum,
-            weight_decay=cfg.weight_decay,
-            prox_mu=cfg.prox_mu if cfg.method == "fedprox" else 0.0,
-        )
-        loss = local_train(
-            model, x, y, local, generator=torch.Generator().manual_seed(_seed(cfg.seed, rnd, pid))
-        )
+        mu = cfg.local.prox_mu if cfg.method == "fedprox" else 0.0
+        gen = torch.Generator().manual_seed(_seed(cfg.seed, rnd, pid))
+        loss = local_train(model, x, y, cfg.local, generator=gen, prox_mu=mu)
         xt, yt = s.client_test(pid)
-        _, pred = predict(model, xt)
+        pred = predict(model, xt)[1].argmax(1)
         metrics: dict[str, Any] = {
             "partition_id": pid,
             "train_loss": loss,
             "personal_acc": float((pred == yt).float().mean()) if len(yt) else float("nan"),
         }
-        if model.head_trainable:
+        if any(p.requires_grad for p in model.head.parameters()):  # a learnable head
             cos = missing_class_cosine(model.head.weight.detach().cpu(), s.client_counts[pid])
             if cos is not None:
                 metrics["missing_class_cos"] = cos
-        return [t.numpy() for t in model.shared_state()], len(y), metrics
+        return [t.numpy() for t in shared_state(model)], len(y), metrics
 
     def evaluate(self, parameters, config):  # evaluation is centralised on the server
         return 0.0, 0, {}
@@ -181,5 +173,6 @@ def make_server_app(
         return ServerAppComponents(strategy=strategy, config=ServerConfig(num_rounds=rounds))
 
     return ServerApp(server_fn=server_fn)
+
 
 __all__ = ["NclabClient", "NclabStrategy", "make_client_app", "make_server_app", "weighted_average"]

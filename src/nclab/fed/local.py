@@ -1,51 +1,39 @@
 """Client-side work of every federated method, in plain PyTorch (no Flower here).
 
-``FedModel`` pairs a backbone (``nclab.models``) with a head: a learnable linear head (FedAvg,
-FedProx) or a fixed ETF head (:class:`nclab.fed.gela.ETFHead`, FedAvg + ETF and FedGELA). Only the
-parameters in :meth:`FedModel.shared_state` travel between server and clients; the ETF is a buffer
-drawn from the run's seed on every side, so it is identical everywhere without being sent.
-BatchNorm running statistics travel with the parameters and are averaged by sample count, like them.
+A client trains a :class:`nclab.models.Network` (backbone + head from the registries). Only the state
+:func:`shared_keys` names travels between server and clients: the backbone's (BatchNorm running
+statistics included, averaged by sample count like the parameters) and the head's parameters. A fixed
+head's ETF is a buffer drawn from the run's seed on every side, identical everywhere without being sent.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nclab.fed.config import LocalConfig
+from nclab.models.network import Network
 
-class FedModel(nn.Module):
-    """Backbone + head. ``head_trainable`` is False for ETF heads."""
 
-    def __init__(self, backbone: nn.Module, head: nn.Module):
-        super().__init__()
-        self.backbone = backbone
-        self.head = head
+def shared_keys(net: Network) -> list[str]:
+    """State keys exchanged with the server: the backbone's state and the head's parameters."""
+    params = {f"head.{n}" for n, _ in net.head.named_parameters()}
+    return [k for k in net.state_dict() if not k.startswith("head.") or k in params]
 
-    @property
-    def head_trainable(self) -> bool:
-        return any(p.requires_grad for p in self.head.parameters())
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(x))
+def shared_state(net: Network) -> list[torch.Tensor]:
+    sd = net.state_dict()
+    return [sd[k].detach().cpu().contiguous().clone() for k in shared_keys(net)]
 
-    def shared_keys(self) -> list[str]:
-        """State keys exchanged with the server: everything but the fixed-ETF buffers."""
-        return [k for k in self.state_dict() if not k.startswith(("head.etf", "head.phi"))]
 
-    def shared_state(self) -> list[torch.Tensor]:
-        sd = self.state_dict()
-        return [sd[k].detach().cpu().contiguous().clone() for k in self.shared_keys()]
-
-    def load_shared_state(self, tensors: list[torch.Tensor]) -> None:
-        keys = self.shared_keys()
-        if len(keys) != len(tensors):
-            raise ValueError(f"expected {len(keys)} shared tensors, got {len(tensors)}")
-        sd = OrderedDict((k, torch.as_tensor(t)) for k, t in zip(keys, tensors))
-        self.load_state_dict(sd, strict=False)
+def load_shared_state(net: Network, tensors: list[torch.Tensor]) -> None:
+    keys = shared_keys(net)
+    if len(keys) != len(tensors):
+        raise ValueError(f"expected {len(keys)} shared tensors, got {len(tensors)}")
+    net.load_state_dict(OrderedDict((k, torch.as_tensor(t)) for k, t in zip(keys, tensors)), strict=False)
 
 
 def _channels_last(model: nn.Module, x: torch.Tensor) -> bool:
@@ -60,36 +48,26 @@ def _channels_last(model: nn.Module, x: torch.Tensor) -> bool:
     return True
 
 
-@dataclass
-class LocalConfig:
-    """Local training settings sent by the server each round."""
-
-    epochs: int = 1
-    batch_size: int = 64
-    lr: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    prox_mu: float = 0.0
-
-
 def local_train(
-    model: FedModel,
+    net: Network,
     x: torch.Tensor,
     y: torch.Tensor,
     cfg: LocalConfig,
     *,
     generator: torch.Generator,
+    prox_mu: float = 0.0,
 ) -> float:
-    """SGD on one client's data; FedProx adds ``(mu/2) ||w - w_global||^2`` (Li et al., MLSys 2020).
+    """SGD on one client's data; FedProx adds ``(mu/2) ||w - w_global||^2`` (Li et al., MLSys 2020)
+    with ``mu = prox_mu`` (0: plain FedAvg).
 
     Returns:
         mean training loss over the local steps.
     """
-    model.train()
-    dev = next(model.parameters()).device
-    images = _channels_last(model, x)
-    params = [p for p in model.parameters() if p.requires_grad]
-    anchor = [p.detach().clone() for p in params] if cfg.prox_mu > 0 else None
+    net.train()
+    dev = next(net.parameters()).device
+    images = _channels_last(net, x)
+    params = [p for p in net.parameters() if p.requires_grad]
+    anchor = [p.detach().clone() for p in params] if prox_mu > 0 else None
     opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     total, steps = 0.0, 0
     for _ in range(cfg.epochs):
@@ -101,9 +79,9 @@ def local_train(
             xb = x[idx].to(dev)
             if images:
                 xb = xb.contiguous(memory_format=torch.channels_last)
-            loss = F.cross_entropy(model(xb), y[idx].to(dev))
+            loss = F.cross_entropy(net(xb)[1], y[idx].to(dev))
             if anchor is not None:
-                loss = loss + 0.5 * cfg.prox_mu * sum(((p - a) ** 2).sum() for p, a in zip(params, anchor))
+                loss = loss + 0.5 * prox_mu * sum(((p - a) ** 2).sum() for p, a in zip(params, anchor))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -113,21 +91,19 @@ def local_train(
 
 
 @torch.no_grad()
-def predict(model: FedModel, x: torch.Tensor, batch_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
-    """Features ``(N, d)`` and predictions ``(N,)`` in eval mode (on the CPU, computed on the model's
+def predict(net: Network, x: torch.Tensor, batch_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+    """Features ``(N, d)`` and logits ``(N, K)`` in eval mode (on the CPU, computed on the model's
     device)."""
-    model.eval()
-    dev = next(model.parameters()).device
-    images = _channels_last(model, x)
-    feats, preds = [], []
+    net.eval()
+    dev = next(net.parameters()).device
+    images = _channels_last(net, x)
+    feats, logits = [], []
     for start in range(0, len(x), batch_size):
         xb = x[start : start + batch_size].to(dev)
-        if images:
-            xb = xb.contiguous(memory_format=torch.channels_last)
-        f = model.backbone(xb)
+        f, out = net(xb.contiguous(memory_format=torch.channels_last) if images else xb)
         feats.append(f.float().cpu())
-        preds.append(model.head(f).argmax(1).cpu())
-    return torch.cat(feats), torch.cat(preds)
+        logits.append(out.cpu())
+    return torch.cat(feats), torch.cat(logits)
 
 
 def missing_class_cosine(weight: torch.Tensor, client_counts: list[int]) -> float | None:

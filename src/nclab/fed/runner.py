@@ -7,7 +7,6 @@ with one line per round, ``geometry/<round>.npz``, ``checkpoints/last.pt``) plus
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -17,23 +16,23 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from nclab import rundir
 from nclab.errors import ConfigError, DataError, NclabError
 from nclab.fed.config import FedConfig, config_sources
-from nclab.fed.local import predict
+from nclab.fed.local import load_shared_state, predict, shared_state
 from nclab.fed.setup import get_setup
-from nclab.train import checkpoint
-from nclab.train.evaluate import flatten
+from nclab.rundir import RunDir, with_meta
+from nclab.train.evaluate import accuracy_row, class_hits, flatten
 
 
 class FedRun:
-    """State of one federated run directory; holds its lock (:class:`nclab.rundir.RunLock`) until
+    """State of one federated run directory (:class:`nclab.rundir.RunDir`); holds its lock until
     :meth:`close`."""
 
     def __init__(self, cfg: FedConfig, run_dir: Path, *, resume: bool = False):
         self.cfg = cfg
-        self.dir = Path(run_dir)
-        self._lock = rundir.RunLock(self.dir).acquire()  # one writer, before anything is written
+        self.run = RunDir(run_dir)
+        self.dir = self.run.path
+        self._lock = self.run.lock()  # one writer, before anything is written
         try:
             self._open(resume)
         except BaseException:
@@ -46,34 +45,24 @@ class FedRun:
         return resume_fed(run_dir, overrides)
 
     def _open(self, resume: bool) -> None:
-        rundir.remove_stale_temporaries(self.dir)  # left by a kill during an atomic write
+        self.run.remove_stale_temporaries()  # left by a kill during an atomic write
         self.setup = get_setup(self.cfg)
-        self.ckpt = self.dir / "checkpoints" / "last.pt"
         self.done_rounds = 0
         self._state: list[np.ndarray] | None = None
         self._t0 = time.time()
-        if resume:
-            if not self.ckpt.is_file():
-                raise NclabError(f"cannot resume: {self.ckpt} does not exist")
-            state = checkpoint.load(self.ckpt, required=("round", "params"))
-            self._check_clients()
-            self.done_rounds = int(state["round"])
-            self._state = [t.numpy() for t in state["params"]]
-            rundir.truncate_rows(self.dir / "metrics.jsonl", lambda r: r.get("epoch", 0) <= self.done_rounds)
-        else:
-            if (self.dir / "metrics.jsonl").exists():
-                raise NclabError(f"{self.dir} already holds a run: use --resume or another --run-dir")
-            self._write_static()
-
-    # -- run directory -------------------------------------------------------------------------
-    def _write_static(self) -> None:
-        s = self.setup
-        (self.dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-        (self.dir / "geometry").mkdir(exist_ok=True)
-        meta = f"meta:\n  sources: {json.dumps(config_sources(self.cfg))}\n"  # the files composed
-        (self.dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(self.cfg)) + meta)
-        (self.dir / "classes.json").write_text(json.dumps({"names": s.class_names, "counts": s.counts}))
-        (self.dir / "clients.json").write_text(json.dumps({"clients": self._clients()}, indent=1))
+        if not resume:
+            d = self.setup.data
+            text = with_meta(
+                OmegaConf.to_yaml(OmegaConf.structured(self.cfg)), {"sources": config_sources(self.cfg)}
+            )
+            classes = {"names": d.class_names, "counts": d.counts}
+            self.run.create(text, classes, {"clients.json": {"clients": self._clients()}})
+            return
+        state = self.run.load_checkpoint(required=("round", "params"))
+        self._check_clients()
+        self.done_rounds = int(state["round"])
+        self._state = [t.numpy() for t in state["params"]]
+        self.run.truncate(lambda r: r.get("epoch", 0) <= self.done_rounds)
 
     def _clients(self) -> list[dict[str, Any]]:
         s = self.setup
@@ -86,15 +75,10 @@ class FedRun:
         """On resume: ``clients.json`` must be readable and describe the partition the config rebuilds."""
         path = self.dir / "clients.json"
         try:
-            saved = json.loads(path.read_text())["clients"]
+            saved = self.run.read_json("clients.json")["clients"]  # DataError: missing or not JSON
             saved = [{k: c[k] for k in ("client", "num_samples", "class_counts")} for c in saved]
-        except FileNotFoundError:
-            raise DataError(f"cannot resume: {path} does not exist (is {self.dir} a federated run?)") from None
-        except (ValueError, KeyError, TypeError) as err:
-            raise DataError(
-                f"cannot resume: {path} is corrupt ({type(err).__name__}: {err}); it records the run's "
-                "partition: restore it from a backup or start a new run"
-            ) from None
+        except (KeyError, TypeError) as err:
+            raise DataError(f"{path} is unreadable ({type(err).__name__}: {err})") from None
         if saved != self._clients():
             raise ConfigError(
                 f"cannot resume: the partition the config builds differs from the one in {path}; resume "
@@ -107,41 +91,35 @@ class FedRun:
 
     def initial_state(self) -> list[np.ndarray]:
         if self._state is None:
-            self._state = [t.numpy() for t in self.setup.build_model().shared_state()]
+            self._state = [t.numpy() for t in shared_state(self.setup.build_model())]
         return self._state
 
     # -- per round ------------------------------------------------------------------------------
     def on_round(self, rnd: int, params: list[np.ndarray], client_metrics: list[dict[str, Any]]) -> None:
         """Evaluate the aggregated model, append to metrics.jsonl, write geometry and checkpoint."""
-        from nclab.metrics import measure, split_groups
+        from nclab.metrics import measure
 
-        s = self.setup
+        s, d = self.setup, self.setup.data
+        params_t = [torch.from_numpy(np.asarray(p)) for p in params]
         model = s.build_model()
-        model.load_shared_state([torch.from_numpy(np.asarray(p)) for p in params])
-        _, pred = predict(model, s.test_x)
-        k = s.num_classes
-        correct = torch.bincount(s.test_y[pred == s.test_y], minlength=k).double()
-        total = torch.bincount(s.test_y, minlength=k).double().clamp_min(1)
-        per_class = (correct / total).tolist()
+        load_shared_state(model, params_t)
+        _, logits = predict(model, d.test_x)
         row: dict[str, Any] = {"epoch": rnd, "round": rnd, "wall_time": time.time() - self._t0}
-        row["acc/all"] = float((pred == s.test_y).float().mean())
-        for g, members in split_groups(s.counts).items():
-            row[f"acc/{g}"] = float(np.mean([per_class[c] for c in members])) if members else None
-        row["acc/per_class"] = per_class
+        row.update(accuracy_row(class_hits(logits, d.test_y, s.num_classes), d.test_y, d.counts))
         for key in ("personal_acc", "missing_class_cos", "train_loss"):
             vals = [m[key] for m in client_metrics if key in m and np.isfinite(m[key])]
             row[f"fed/{key}"] = float(np.mean(vals)) if vals else None
         row["fed/clients"] = sorted(int(m["partition_id"]) for m in client_metrics)
         # NC of the aggregated model on (a seeded subsample of) the training set
-        n = min(self.cfg.nc_samples, len(s.train_y))
-        sub = torch.randperm(len(s.train_y), generator=torch.Generator().manual_seed(self.cfg.seed))[:n]
-        feats, _ = predict(model, s.train_x[sub])
-        labels = s.train_y[sub]
+        n = min(self.cfg.nc_samples, len(d.train_y))
+        sub = torch.randperm(len(d.train_y), generator=torch.Generator().manual_seed(self.cfg.seed))[:n]
+        feats, _ = predict(model, d.train_x[sub])
+        labels, k = d.train_y[sub], s.num_classes
         w = model.head.weight.detach().float().cpu()
         b = model.head.bias.detach().float().cpu() if getattr(model.head, "bias", None) is not None else None
         try:
             nc = measure(
-                feats.double(), labels, w.double(), None if b is None else b.double(), counts=s.counts
+                feats.double(), labels, w.double(), None if b is None else b.double(), counts=d.counts
             )
             flatten("nc", nc, row)
         except NclabError as err:  # e.g. a class absent from the subsample
@@ -151,17 +129,16 @@ class FedRun:
             if (torch.bincount(labels, minlength=k) > 0).all()
             else torch.full((k, feats.shape[1]), float("nan"))
         )
-        np.savez(
-            self.dir / "geometry" / f"{rnd}.npz",
+        self.run.write_geometry(
+            rnd,
             means=means.numpy(),
             global_mean=feats.mean(0).numpy(),
             weights=w.numpy(),
             bias=(b if b is not None else torch.zeros(k)).numpy(),
-            counts=np.asarray(s.counts),
+            counts=np.asarray(d.counts),
         )
-        rundir.append_row(self.dir / "metrics.jsonl", row)
-        params_t = [torch.from_numpy(np.asarray(p)) for p in params]
-        checkpoint.save_atomic({"round": rnd, "params": params_t}, self.ckpt)
+        self.run.append(row)
+        self.run.save_checkpoint({"round": rnd, "params": params_t})
         self.done_rounds = rnd
         personal = row["fed/personal_acc"]
         personal_txt = "n/a" if personal is None else f"{personal:.4f}"

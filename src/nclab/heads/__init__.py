@@ -48,3 +48,4 @@ def linear(in_features: int, num_classes: int, *, bias: bool = True) -> nn.Modul
 
 
 from nclab.heads import etf as _etf  # noqa: E402,F401  (registers the ETF and cosine heads)
+from nclab.heads import gela as _gela  # noqa: E402,F401  (registers FedGELA's head)

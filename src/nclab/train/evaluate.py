@@ -40,7 +40,7 @@ def all_reduce_stats(stats: FeatureStats, loss_sum: torch.Tensor) -> None:
         dist.all_reduce(t)
 
 
-def _class_hits(logits: torch.Tensor, y: torch.Tensor, k: int) -> torch.Tensor:
+def class_hits(logits: torch.Tensor, y: torch.Tensor, k: int) -> torch.Tensor:
     """Correct predictions per class (K,), on the device without a host read."""
     hit = (logits.argmax(1) == y).to(torch.float64)
     return torch.zeros(k, dtype=torch.float64, device=y.device).index_add_(0, y, hit)
@@ -53,6 +53,19 @@ def _class_hits_total(y: torch.Tensor, k: int) -> torch.Tensor:
     ).float()
 
 
+def accuracy_row(hits: torch.Tensor, labels: torch.Tensor, counts: list[int]) -> dict[str, Any]:
+    """``acc/all``, ``acc/<group>`` (the mean per-class accuracy of the many/medium/few classes of the
+    training ``counts``) and ``acc/per_class`` from the correct predictions per class ``hits`` (K,) on
+    ``labels``: the accuracy of centralised and federated evaluation alike."""
+    hits = hits.cpu().float()  # integer counts: exact in float32, as the accuracies are computed
+    per_acc = (hits / _class_hits_total(labels, len(counts)).clamp_min(1)).tolist()
+    row: dict[str, Any] = {"acc/all": int(hits.sum()) / len(labels)}
+    for g, members in split_groups(counts).items():
+        row[f"acc/{g}"] = float(sum(per_acc[c] for c in members) / len(members)) if members else None
+    row["acc/per_class"] = per_acc
+    return row
+
+
 @torch.no_grad()
 def _val_accuracy(model, head, data: TrainData, device, bs: int, k: int) -> dict[str, float]:
     """Accuracy on the validation split: overall and class-balanced (mean over classes present), the
@@ -60,7 +73,7 @@ def _val_accuracy(model, head, data: TrainData, device, bs: int, k: int) -> dict
     hits = torch.zeros(k, dtype=torch.float64, device=device)
     for i, f in _features(model, data.val_x, data, device, bs):
         y = data.val_y[i : i + bs].to(device)
-        hits += _class_hits(head(f), y, k)
+        hits += class_hits(head(f), y, k)
     hits = hits.cpu().float()  # integer counts: exact in float32, as the accuracies are computed
     tot = _class_hits_total(data.val_y, k)
     present = tot > 0
@@ -105,17 +118,10 @@ def evaluate(
         y = data.test_y[i : i + bs].to(device)
         logits = head(f)
         loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
-        per_correct += _class_hits(logits, y, k)
+        per_correct += class_hits(logits, y, k)
         feats.append(f.float())
-    n_test = len(data.test_y)
-    per_correct = per_correct.cpu().float()  # the one host read of the test pass
-    per_total = _class_hits_total(data.test_y, k).clamp_min(1)
-    per_acc = (per_correct / per_total).tolist()
-    row["loss/test"] = float(loss_sum) / n_test
-    row["acc/all"] = int(per_correct.sum()) / n_test
-    for g, members in split_groups(data.counts).items():
-        row[f"acc/{g}"] = float(sum(per_acc[c] for c in members) / len(members)) if members else None
-    row["acc/per_class"] = per_acc
+    row["loss/test"] = float(loss_sum) / len(data.test_y)
+    row.update(accuracy_row(per_correct, data.test_y, data.counts))
     if data.val_x is not None and len(data.val_y):
         row.update(_val_accuracy(model, head, data, device, bs, k))
     geometry: dict[str, Any] = {

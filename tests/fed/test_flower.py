@@ -1,4 +1,5 @@
-"""Federated rounds show progress: the strategy announces each round on stderr (a bar on a terminal)."""
+"""Flower factories (fed/flower.py): FedAvg aggregation, and the strategy announces each round on stderr
+(a bar on a terminal)."""
 
 from pathlib import Path
 
@@ -9,8 +10,8 @@ pytest.importorskip("flwr")
 
 from flwr.common import Code, FitRes, Status, ndarrays_to_parameters  # noqa: E402
 
-from nclab.fed.apps import NclabStrategy  # noqa: E402
 from nclab.fed.config import load_fed_config  # noqa: E402
+from nclab.fed.flower import NclabStrategy, weighted_average  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,3 +39,11 @@ def test_rounds_are_announced_and_counted(capsys):
     res = FitRes(Status(Code.OK, ""), ndarrays_to_parameters(params), 5, {"partition_id": 0})
     strategy.aggregate_fit(1, [(None, res)], [])
     assert seen == [2] and strategy._bar.n == 2
+
+
+def test_weighted_average_uses_sample_counts():
+    a = [np.array([1.0, 2.0]), np.array([[0.0]])]
+    b = [np.array([3.0, 6.0]), np.array([[4.0]])]
+    out = weighted_average([(a, 1), (b, 3)])
+    np.testing.assert_allclose(out[0], [2.5, 5.0])
+    np.testing.assert_allclose(out[1], [[3.0]])

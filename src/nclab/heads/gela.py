@@ -1,0 +1,84 @@
+"""FedGELA's head (registered as ``gela``) and its per-client scales.
+
+FedGELA (Fan et al., "Federated Learning with Bilateral Curation for Partially Class-Disjoint Data",
+NeurIPS 2023): the global classifier is a fixed simplex ETF ``E`` (K x d, unit rows) that is never
+trained nor sent; client k adapts it locally by scaling row c by ``phi_kc = C * n_kc / n_k`` (its own
+label frequency), so a class it does not hold gets a zero row and logit 0:
+
+    logits = tau * normalise(h) @ (diag(phi_k) E)^T
+
+nclab's choices (the paper leaves them to its code, not public here): features are L2-normalised and
+scaled by ``tau`` (default 10), as for ETF heads with normalised features; ``C`` defaults to K, so a
+client with a uniform label distribution over all classes gets ``phi = 1``, the plain ETF used for the
+generic (global) evaluation. Both are configurable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nclab.errors import ConfigError, NclabError
+from nclab.geometry import simplex_etf
+from nclab.heads import register_head
+
+
+def gela_scales(client_counts: Sequence[int] | torch.Tensor, c: float | None = None) -> torch.Tensor:
+    """``phi_c = C * n_kc / n_k`` for one client's class counts (C defaults to K; Fan et al. 2023).
+
+    Example:
+        >>> gela_scales([3, 1, 0, 0]).tolist()
+        [3.0, 1.0, 0.0, 0.0]
+    """
+    n = torch.as_tensor(client_counts, dtype=torch.float64)
+    if n.ndim != 1 or (n < 0).any() or n.sum() <= 0:
+        raise NclabError(f"client counts must be a non-negative vector with a positive sum, got {n.tolist()}")
+    const = float(len(n) if c is None else c)
+    if not const > 0:
+        raise NclabError(f"FedGELA constant C must be > 0, got {c}")
+    return (const * n / n.sum()).to(torch.float32)
+
+
+class GELAHead(nn.Module):
+    """Fixed simplex-ETF classifier (drawn from ``seed``) with per-class scales ``phi`` on normalised
+    features scaled by ``tau``; ``E`` and ``phi`` are buffers, never trained.
+
+    ``phi = 1`` is the plain fixed ETF (FedGELA's generic evaluation); :meth:`set_scales` with
+    :func:`gela_scales` gives a client's local head.
+    """
+
+    def __init__(self, in_features: int, num_classes: int, *, tau: float = 10.0, seed: int = 0):
+        super().__init__()
+        if not tau > 0:
+            raise ConfigError(f"tau must be > 0, got {tau}")
+        etf = simplex_etf(num_classes, in_features, generator=torch.Generator().manual_seed(seed))
+        self.register_buffer("etf", etf)
+        self.register_buffer("phi", torch.ones(num_classes, dtype=etf.dtype))
+        self.tau = float(tau)
+        self.bias = None
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """Effective classifier rows ``diag(phi) E`` (K, d)."""
+        return self.phi[:, None] * self.etf
+
+    def set_scales(self, phi: torch.Tensor) -> None:
+        """Set the per-class scales (FedGELA's local adaptation)."""
+        if phi.shape != self.phi.shape:
+            raise NclabError(f"scales must have shape {tuple(self.phi.shape)}, got {tuple(phi.shape)}")
+        self.phi.copy_(phi.to(self.phi))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:  # (B, d) -> (B, K)
+        return self.tau * F.normalize(features, dim=1) @ self.weight.T
+
+    def diagnostics(self) -> dict[str, float]:
+        return {"phi_min": float(self.phi.min()), "phi_max": float(self.phi.max())}
+
+
+@register_head
+def gela(in_features: int, num_classes: int, *, tau: float = 10.0, seed: int = 0) -> nn.Module:
+    """FedGELA's locally scaled fixed ETF (Fan et al. 2023)."""
+    return GELAHead(in_features, num_classes, tau=tau, seed=seed)

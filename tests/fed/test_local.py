@@ -1,0 +1,106 @@
+"""Client-side work (fed/local.py): the exchanged state, local training, prediction, angle collapse."""
+
+import pytest
+import torch
+
+from nclab.fed.config import LocalConfig
+from nclab.fed.local import (
+    load_shared_state,
+    local_train,
+    missing_class_cosine,
+    predict,
+    shared_keys,
+    shared_state,
+)
+from nclab.heads import create_head
+from nclab.heads.gela import gela_scales
+from nclab.models import Network, create_model
+
+
+def test_gela_local_training_touches_no_classifier_state_and_sends_none():
+    k, d = 4, 6
+    backbone = torch.nn.Sequential(torch.nn.Linear(3, d), torch.nn.ReLU())
+    net = Network(backbone, create_head("gela", d, k))
+    net.head.set_scales(gela_scales([5, 5, 0, 0]))
+    before = {k_: v.clone() for k_, v in net.head.state_dict().items()}
+    x, y = torch.randn(20, 3), torch.tensor([0, 1] * 10)
+    w0 = backbone[0].weight.clone()
+    local_train(net, x, y, LocalConfig(epochs=2, batch_size=8), generator=torch.Generator().manual_seed(0))
+    for k_, v in net.head.state_dict().items():
+        assert torch.equal(v, before[k_])
+    assert not torch.equal(backbone[0].weight, w0)
+    assert shared_keys(net) == ["model.0.weight", "model.0.bias"]
+
+
+def test_shared_state_is_the_backbone_state_and_the_head_parameters():
+    net = Network(
+        create_model("cnn_small", inputs={"in_channels": 1}, feature_dim=8), create_head("linear", 8, 3)
+    )
+    keys = shared_keys(net)
+    assert keys[-2:] == ["head.weight", "head.bias"] and any("running_mean" in k for k in keys)
+    other = Network(
+        create_model("cnn_small", inputs={"in_channels": 1}, feature_dim=8), create_head("linear", 8, 3)
+    )
+    load_shared_state(other, shared_state(net))
+    assert all(torch.equal(a, b) for a, b in zip(shared_state(net), shared_state(other)))
+    with pytest.raises(ValueError, match="shared tensors"):
+        load_shared_state(other, shared_state(net)[:-1])
+
+
+def test_fedprox_pulls_towards_the_received_weights():
+    """(mu/2) ||w - w_global||^2 (Li et al. 2020): a large mu keeps the local weights closer."""
+
+    def moved(mu):
+        torch.manual_seed(0)
+        net = Network(torch.nn.Linear(3, 4), create_head("linear", 4, 2))
+        w0 = [p.detach().clone() for p in net.parameters()]
+        g = torch.Generator().manual_seed(1)
+        x, y = torch.randn(32, 3, generator=g), torch.randint(0, 2, (32,), generator=g)
+        local_train(net, x, y, LocalConfig(epochs=3, batch_size=8), generator=g, prox_mu=mu)
+        return sum(float(((p.detach() - q) ** 2).sum()) for p, q in zip(net.parameters(), w0))
+
+    assert moved(10.0) < moved(0.0)
+
+
+def test_missing_class_cosine():
+    w = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [2.0, 2.0]])
+    assert missing_class_cosine(w, [3, 3, 0, 0]) == pytest.approx(1.0)
+    assert missing_class_cosine(w, [0, 0, 1, 1]) == pytest.approx(0.0)
+    assert missing_class_cosine(w, [1, 1, 1, 0]) is None
+
+
+def test_local_training_on_images_matches_contiguous_layout_and_sends_contiguous_tensors():
+    """Image batches train in channels_last; the result equals the plain layout to rounding, and the
+    shared state leaves contiguous (what Flower serialises and the server averages)."""
+
+    def build():
+        torch.manual_seed(0)
+        backbone = create_model("cnn_small", inputs={"in_channels": 1}, feature_dim=8)
+        return Network(backbone, torch.nn.Linear(8, 3))
+
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(24, 1, 28, 28, generator=g), torch.randint(0, 3, (24,), generator=g)
+    fast = build()
+    local_train(fast, x, y, LocalConfig(batch_size=8), generator=torch.Generator().manual_seed(0))
+    assert fast.model.body[0].weight.is_contiguous(memory_format=torch.channels_last)
+    state = shared_state(fast)
+    assert all(t.is_contiguous() for t in state)
+    # the reference: the same steps by hand in the default layout
+    ref = build()
+    params = [p for p in ref.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=0.05, momentum=0.9, weight_decay=5e-4)
+    ref.train()
+    order = torch.randperm(24, generator=torch.Generator().manual_seed(0))
+    for s in range(0, 24, 8):
+        idx = order[s : s + 8]
+        loss = torch.nn.functional.cross_entropy(ref.head(ref.model(x[idx])), y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    for a, b in zip(state, shared_state(ref)):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    feats, logits = predict(fast, x)
+    ref.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(feats, ref.model(x), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(logits, ref.head(ref.model(x)), rtol=1e-4, atol=1e-5)
