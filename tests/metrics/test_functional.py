@@ -1,4 +1,5 @@
-"""Every metric against the independent numpy reference (tests/metrics/reference.py), 1e-8 rel."""
+"""Every metric against the independent numpy reference (tests/metrics/reference.py), 1e-8 rel; the
+thin SVD of the means from their Gram matrix and ``prepare``'s rank rule (issue 19)."""
 
 import math
 import warnings
@@ -9,10 +10,12 @@ import torch
 
 from nclab.errors import NclabError
 from nclab.metrics import FeatureStats, NeuralCollapse, SecondPass, measure, nc_metrics
+from nclab.metrics import functional as F
 from tests.metrics.reference import ill_conditioned_means, long_tailed, reference
 
 SCALARS = ["nc1", "nc1_weighted_sb", "nc1_cdnv", "nc2_equinorm", "nc2_equiangle", "nc2_maxangle", "nc2_etf"]
 W_SCALARS = ["nc3", "nc3_zhu", "nc4_bias", "nc4"]
+F64 = torch.float64
 
 
 def _t(x, dtype=torch.float64):
@@ -116,23 +119,6 @@ def test_large_mean_offset_float32_is_stable():
     assert ref["nc1"] == pytest.approx(r["nc1"], rel=1e-8)
 
 
-def test_one_pass_stats_without_second_pass():
-    h, y, w, b, _ = long_tailed(seed=5)
-    st = FeatureStats(6, 5)
-    st.update(_t(h), torch.as_tensor(y))
-    one = nc_metrics(st, _t(w), _t(b))
-    assert one["nc4"] is None and all(v is None for v in one["per_class"]["nc1"])
-    full = measure(_t(h), torch.as_tensor(y), _t(w), _t(b))
-    assert one["nc1"] == pytest.approx(full["nc1"], rel=1e-12)
-    sp = SecondPass(st, _t(w), _t(b))
-    for i in range(0, len(y), 11):
-        sp.update(_t(h[i : i + 11]), torch.as_tensor(y[i : i + 11]))
-    two = nc_metrics(st, _t(w), _t(b), second=sp)
-    assert two["nc4"] == pytest.approx(full["nc4"]) and two["per_class"]["nc1"] == pytest.approx(
-        full["per_class"]["nc1"]
-    )
-
-
 def test_without_classifier_w_keys_are_none():
     h, y, *_ = long_tailed(seed=6)
     got = measure(_t(h), torch.as_tensor(y))
@@ -209,25 +195,6 @@ def test_principal_angles_match_scipy_for_full_and_deficient_classifier_rank(def
     np.testing.assert_allclose(sorted(angles), sorted(expect), atol=1e-6)
 
 
-@pytest.mark.parametrize("shape", [(40, 7), (33, 512), (20, 1000), (5, 2051)])
-def test_symmetric_gram_equals_the_full_product(shape):
-    from nclab.metrics.stats import symmetric_gram
-
-    x = torch.randn(*shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    torch.testing.assert_close(symmetric_gram(x), x.T @ x, rtol=1e-12, atol=1e-12)
-
-
-def test_feature_stats_second_moment_at_a_blocked_width():
-    """d >= 512 takes the blocked product: the pooled second moment against float64 numpy."""
-    g = np.random.default_rng(0)
-    h = g.normal(size=(64, 600)) + 5.0
-    y = np.arange(64) % 4
-    st = FeatureStats(4, 600)
-    st.update(_t(h, torch.float32), torch.as_tensor(y))
-    np.testing.assert_allclose(st.second.numpy(), h.T @ h, rtol=1e-5, atol=1e-3)
-    np.testing.assert_allclose(st.second.numpy(), st.second.numpy().T, rtol=1e-14)
-
-
 def test_nc_metrics_does_not_reuse_a_second_pass_prepared_before_more_data():
     """A SecondPass made before the statistics grew must not lend nc_metrics its stale class means."""
     h, y, w, b, _ = long_tailed(k=4, d=6, seed=5)
@@ -291,3 +258,69 @@ def test_stable_rcond_and_bad_rcond():
     for bad in (-1.0, 1.0, "x"):
         with pytest.raises(NclabError, match="rcond"):
             nc_metrics(st, rcond=bad)
+
+
+def _orth(rows: int, cols: int, g: torch.Generator) -> torch.Tensor:
+    return torch.linalg.qr(torch.randn(rows, cols, dtype=F64, generator=g))[0]
+
+
+def _matrices():
+    g = torch.Generator().manual_seed(0)
+    out = {}
+    m = torch.randn(12, 40, dtype=F64, generator=g)
+    out["weighted_centring_rank_k_minus_1"] = m - m.mean(0)
+    for name, low in [("spectrum_to_1e-9", -9), ("spectrum_to_1e-15", -15)]:
+        out[name] = (_orth(20, 20, g) * torch.logspace(0, low, 20, dtype=F64)) @ _orth(50, 20, g).T
+    out["exact_rank_3"] = torch.randn(10, 3, dtype=F64, generator=g) @ torch.randn(
+        3, 30, dtype=F64, generator=g
+    )
+    out["offset"] = out["spectrum_to_1e-9"] + 1e3
+    out["k_greater_than_d"] = torch.randn(9, 4, dtype=F64, generator=g)
+    out["all_resolved"] = torch.randn(6, 30, dtype=F64, generator=g)
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(_matrices()))
+def test_thin_svd_from_the_gram_matches_the_svd(name):
+    mt = _matrices()[name]
+    s_ref = torch.linalg.svdvals(mt)
+    u, s, v = F._thin_svd(mt)
+    assert s.shape == s_ref.shape and bool((s[:-1] >= s[1:]).all())
+    # absolute accuracy of the SVD itself (eps s_max), also for the singular values the Gram cannot see
+    assert (s - s_ref).abs().max() <= 1e-13 * s_ref[0]
+    assert ((u * s) @ v.T - mt).abs().max() <= 1e-13 * s_ref[0]
+    torch.testing.assert_close(u.T @ u, torch.eye(len(s), dtype=F64), atol=1e-9, rtol=0)
+    keep = s > s[0] * 1e-4  # directions well above rounding: orthonormal to rounding
+    vk = v[:, keep]
+    torch.testing.assert_close(vk.T @ vk, torch.eye(int(keep.sum()), dtype=F64), atol=1e-12, rtol=0)
+
+
+def _svd_prepare(stats, **kw):
+    """``prepare`` with the plain SVD of the means, as before the Gram path."""
+    orig = F._thin_svd
+
+    def plain(mt):
+        u, s, vh = torch.linalg.svd(mt, full_matrices=False)
+        return u, s, vh.T
+
+    F._thin_svd = plain
+    try:
+        return F.prepare(stats, **kw)
+    finally:
+        F._thin_svd = orig
+
+
+@pytest.mark.parametrize("rcond", [None, 1e-6, 1e-12])
+@pytest.mark.parametrize("center", ["weighted", "balanced"])
+def test_prepare_keeps_the_rank_rule_and_the_pseudo_inverse(rcond, center):
+    h, y = ill_conditioned_means(k=10, d=16, small=1e-4)  # Sigma_B's smallest kept eigenvalue ratio 1e-8
+    st = FeatureStats(10, 16)
+    st.update(torch.as_tensor(h, dtype=F64), torch.as_tensor(y))
+    got = F.prepare(st, center=center, rcond=rcond)
+    ref = _svd_prepare(st, center=center, rcond=rcond)
+    assert got.proj.shape == ref.proj.shape
+    torch.testing.assert_close(got.sv, ref.sv, rtol=1e-10, atol=0)
+    # Sigma_B^+ / K = P P^T, the same operator whatever basis the two factorisations chose
+    pp_got, pp_ref = got.proj @ got.proj.T, ref.proj @ ref.proj.T
+    assert (pp_got - pp_ref).abs().max() <= 1e-7 * pp_ref.abs().max()
+    torch.testing.assert_close(got.left @ got.left.T, ref.left @ ref.left.T, atol=1e-9, rtol=0)

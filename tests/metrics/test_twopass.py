@@ -3,7 +3,8 @@
 Every key of the result is compared between the paths (so a metric added to ``nc_metrics`` that
 needed Sigma_W outside span(M~) would show up here), and the covariance keys against the reference,
 on long-tailed data with K > d, rank-deficient class means, a class with one sample, a missing
-class and a large common offset.
+class and a large common offset; the work around the products (issue 19): Sigma_W's in-span block
+without a d x d matrix, the padded product and the nearest-centre certificate.
 """
 
 from __future__ import annotations
@@ -17,13 +18,23 @@ import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 from nclab.errors import NclabError, NonFiniteError, ShapeError
-from nclab.metrics import ClassSums, SpanPass, choose_path, measure, measure_batches, path_costs, twopass
+from nclab.metrics import (
+    ClassSums,
+    FeatureStats,
+    SpanPass,
+    choose_path,
+    measure,
+    measure_batches,
+    path_costs,
+    twopass,
+)
 from nclab.metrics.functional import Prepared
-from tests.metrics.reference import long_tailed, reference
+from tests.metrics.reference import ill_conditioned_means, long_tailed, reference
 
 COV_KEYS = ["nc1", "nc1_weighted_sb", "nc1_cdnv"]
 MEAN_KEYS = ["nc2_equinorm", "nc2_equiangle", "nc2_maxangle", "nc2_etf"]
 W_KEYS = ["nc3", "nc3_zhu", "nc4_bias", "nc4"]
+F64 = torch.float64
 
 
 def _t(x, dtype=torch.float64):
@@ -308,3 +319,90 @@ def test_cost_model_is_finite_and_reported_path_is_json():
     got = measure(_t(h), torch.as_tensor(y), _t(w), _t(b))
     assert json.loads(json.dumps(got))["path"] == "two_pass"
     assert all(math.isfinite(v) for v in path_costs(5, 6).values())
+
+
+def test_within_scatter_in_the_span_without_a_d_by_d_matrix():
+    h, y, w, b, _ = long_tailed(k=6, d=9, seed=3)
+    x, t = torch.as_tensor(h, dtype=F64), torch.as_tensor(y)
+    first = ClassSums(6, 9)
+    first.update(x, t)
+    first.check()
+    sp = SpanPass(first, torch.as_tensor(w, dtype=F64), torch.as_tensor(b, dtype=F64))
+    sp.update(x, t)
+    st = sp.finish()
+    full = FeatureStats(6, 9)
+    full.update(x, t)
+    proj = sp.prep.proj
+    want = proj.T @ full.within_scatter() @ proj
+    torch.testing.assert_close(full.within_scatter_in(proj), want, rtol=1e-12, atol=1e-12)
+    assert st.within_scatter_in(proj) is st.within_span  # pass 2's own block: nothing rebuilt
+    torch.testing.assert_close(st.within_scatter_in(proj), want, rtol=1e-10, atol=1e-12)
+    other = sp.prep.basis[:, :3] * 2.0  # any basis inside span(M~)
+    torch.testing.assert_close(
+        st.within_scatter_in(other), other.T @ full.within_scatter() @ other, rtol=1e-10, atol=1e-12
+    )
+
+
+def test_product_is_padded_to_aligned_columns():
+    h, y, w, b, _ = long_tailed(k=7, d=5, seed=1)
+    first = ClassSums(7, 5)
+    first.update(torch.as_tensor(h, dtype=F64), torch.as_tensor(y))
+    for ww in (torch.as_tensor(w, dtype=F64), None):
+        sp = SpanPass(first, ww)
+        big = sp._consts64["big"]
+        assert big.shape[1] % twopass.PAD == 0
+        assert bool((big[:, sp.r + (7 if ww is not None else 0) :] == 0).all())
+
+
+def _nc4_brute(h, y, w, b, present=None):
+    """nc4 in float64 from the definition: argmax of the logits against the nearest class mean."""
+    h, w, b = (torch.as_tensor(a, dtype=F64) for a in (h, w, b))
+    y = torch.as_tensor(y)
+    k = w.shape[0]
+    present = list(range(k)) if present is None else present
+    means = torch.stack([h[y == c].mean(0) for c in present])
+    near = torch.tensor(present)[torch.cdist(h, means).argmin(1)]
+    return float(((h @ w.T + b).argmax(1) != near).double().mean())
+
+
+@pytest.mark.parametrize("spread", [0.05, 0.6, 3.0])  # certified rows: all, some, none
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_nearest_centre_certificate_gives_the_nearest_centre(spread, dtype):
+    rng = np.random.default_rng(5)
+    k, d, n = 8, 12, 600
+    centres = rng.normal(size=(k, d))
+    y = np.concatenate([np.arange(k), rng.integers(0, k, n - k)])
+    h = centres[y] + spread * rng.normal(size=(n, d))
+    w, b = rng.normal(size=(k, d)), rng.normal(size=k)
+    args = (torch.as_tensor(h, dtype=dtype), torch.as_tensor(y), torch.as_tensor(w, dtype=dtype))
+    two = measure(*args, torch.as_tensor(b, dtype=dtype), batch_size=50, path="two_pass")
+    one = measure(*args, torch.as_tensor(b, dtype=dtype), batch_size=50, path="one_pass")
+    brute = _nc4_brute(h, y, w, b)
+    assert two["nc4"] == pytest.approx(brute, abs=1.5 / n) and one["nc4"] == pytest.approx(brute, abs=1.5 / n)
+    if dtype == torch.float64:
+        assert two["nc4"] == pytest.approx(brute, abs=1e-12)
+
+
+def test_nearest_centre_certificate_with_a_missing_class():
+    rng = np.random.default_rng(6)
+    k, d, n = 6, 10, 400
+    centres = rng.normal(size=(k, d))
+    y = np.concatenate([np.arange(k - 1), rng.integers(0, k - 1, n - k + 1)])  # class 5 has no sample
+    h = centres[y] + 0.3 * rng.normal(size=(n, d))
+    w, b = rng.normal(size=(k, d)), rng.normal(size=k)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        two = measure(
+            torch.as_tensor(h), torch.as_tensor(y), torch.as_tensor(w), torch.as_tensor(b),
+            allow_missing=True, batch_size=64, path="two_pass",
+        )  # fmt: skip
+    assert two["nc4"] == pytest.approx(_nc4_brute(h, y, w, b, present=list(range(k - 1))), abs=1e-12)
+
+
+def test_ill_conditioned_means_still_match_the_reference_through_the_gram_path():
+    h, y = ill_conditioned_means(k=10, d=16, small=1e-4)
+    for rcond in (None, 1e-6, 1e-12):
+        ref = reference(h, y, rcond=1e-10 if rcond is None else rcond)
+        got = measure(torch.as_tensor(h, dtype=F64), torch.as_tensor(y), rcond=rcond, path="two_pass")
+        assert got["nc1_rank"] == ref["nc1_rank"]
+        assert got["nc1"] == pytest.approx(ref["nc1"], rel=1e-6)
