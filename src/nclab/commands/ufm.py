@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 from nclab.errors import NclabError
 
@@ -64,79 +62,49 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     a.add_argument("--json", dest="a_json", action="store_true", help="print the Advice fields as JSON")
 
 
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return "inf" if math.isinf(v) else f"{v:.4g}"
-    return str(v)
-
-
 def _solve(args: argparse.Namespace) -> int:
     from nclab.data.profiles import parse_counts
-    from nclab.metrics import measure
-    from nclab.ufm import UFM, solve_convex, ufm_to_convex_lambda
-    from nclab.ufm.summary import factorize, summarize
+    from nclab.textfmt import inline, num, text_table
+    from nclab.ufm.solver import solve
 
     if not args.counts:
         raise NclabError("give --counts (e.g. 500x5,100x5), or an action: reproduce, advise")
-    counts = parse_counts(args.counts)
-    k = len(counts)
-    dim = args.dim or k
-    ufm = UFM(
-        counts, dim, loss=args.loss, lambda_w=args.lambda_w, lambda_h=args.lambda_h, lambda_b=args.lambda_b
+    sol = solve(
+        parse_counts(args.counts),
+        args.dim,
+        loss=args.loss,
+        lambda_w=args.lambda_w,
+        lambda_h=args.lambda_h,
+        lambda_b=args.lambda_b,
+        solver=args.solver,
+        steps=args.steps,
+        lr=args.lr,
+        seed=args.seed,
     )
-    if args.solver == "gd":
-        res = ufm.fit(steps=args.steps, lr=args.lr, seed=args.seed)
-        w, h, b, objective = res.W, res.H, res.b, res.objective
-        hc = res.class_means()
-        extra: dict[str, Any] = {"steps": res.steps}
-    else:
-        if args.loss != "ce":
-            raise NclabError("the convex program is for the CE loss")
-        if dim < k:
-            raise NclabError(f"the convex program needs dim >= K ({k}), got {dim}")
-        sol = solve_convex(counts, ufm_to_convex_lambda(args.lambda_w, args.lambda_h), args.lambda_b / 2)
-        w, hc = factorize(sol.Z, counts, args.lambda_w, args.lambda_h, dim)
-        h = hc[ufm.labels]
-        b = sol.b
-        objective = sol.objective
-        extra = {"kkt": sol.kkt, "iterations": sol.iterations}
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        nc = measure(h.double(), ufm.labels, w.double(), b.double(), counts=counts)
-    out = {
-        "counts": counts,
-        "dim": dim,
-        "solver": args.solver,
-        "objective": objective,
-        **extra,
-        "nc": {key: nc[key] for key in ("nc1", "nc2_equinorm", "nc2_equiangle", "nc2_etf", "nc3", "nc4")},
-        **summarize(w, hc, counts),
-        "Z": (w @ hc.T).tolist(),
-    }
+    out = sol.to_dict()
     if args.json:
         print(json.dumps(out))
         return 0
     print(
-        f"UFM {args.loss.upper()}: K={k} d={dim} N={sum(counts)} solver={args.solver} objective={objective:.6g}"
+        f"UFM {args.loss.upper()}: K={len(sol.counts)} d={sol.dim} N={sum(sol.counts)} solver={args.solver} "
+        f"objective={sol.objective:.6g}"
     )
-    print("  " + "  ".join(f"{key} {_fmt(v)}" for key, v in out["nc"].items()))
-    print("\n  count  classes  ||w_k||   ||h_k||   cos(w) in group  cos(h) in group")
-    for g in out["groups"]:
-        print(
-            f"  {g['count']:>5}  {len(g['classes']):>7}  {_fmt(g['w_norm']):<8}  {_fmt(g['h_norm']):<8}  "
-            f"{_fmt(g['w_cos']):<15}  {_fmt(g['h_cos'])}"
-        )
+    print("  " + inline(out["nc"]))
+    header = ["count", "classes", "||w_k||", "||h_k||", "cos(w) in group", "cos(h) in group"]
+    rows = [
+        [str(g["count"]), str(len(g["classes"]))]
+        + [num(g[key]) for key in ("w_norm", "h_norm", "w_cos", "h_cos")]
+        for g in out["groups"]
+    ]
+    print("\n" + text_table(header, rows, align=">><<<<", widths=[5, 7, 8, 8, 15]))
     if out["seli"]:
-        print("\n  distance to SELI: " + "  ".join(f"{key} {_fmt(v)}" for key, v in out["seli"].items()))
+        print("\n  distance to SELI: " + inline(out["seli"]))
     return 0
 
 
 def _advise(args: argparse.Namespace) -> int:
     from nclab.data.profiles import parse_counts
+    from nclab.textfmt import num, text_table
     from nclab.ufm.advise import advise
 
     lw, lh, lam = args.a_lambda_w, args.a_lambda_h, args.lam
@@ -164,28 +132,26 @@ def _advise(args: argparse.Namespace) -> int:
         return 0
     collapsed = {k for g in adv.collapsed for k in g}
     print(
-        f"lambda = {adv.lam:.4g}   (minority collapse from {adv.max_safe_lam:.4g}, Z = 0 from {adv.zero_lam:.4g})"
+        f"lambda = {num(adv.lam)}   (minority collapse from {num(adv.max_safe_lam)}, "
+        f"Z = 0 from {num(adv.zero_lam)})"
     )
+
+    def cells(k: int) -> list[str]:  # collapsed, threshold, advised count of class k
+        advised = adv.advised_counts[k] if adv.advised_counts else None
+        return ["YES" if k in collapsed else "no", num(adv.thresholds[k]), num(advised)]
+
+    head = ["collapsed", "threshold", "advised count"]
     if len(adv.counts) <= MAX_CLASS_ROWS:
-        print("\n  class  count  collapsed  threshold   advised count")
-        for k, n in enumerate(adv.counts):
-            adv_n = adv.advised_counts[k] if adv.advised_counts else "-"
-            print(
-                f"  {k:>5}  {n:>5}  {'YES' if k in collapsed else 'no':>9}  {_fmt(adv.thresholds[k]):>9}   {adv_n}"
-            )
+        rows = [[str(k), str(n), *cells(k)] for k, n in enumerate(adv.counts)]
+        print("\n" + text_table(["class", "count", *head], rows, align=">>>><", widths=[5, 5, 9, 9]))
     else:  # one row per count: the theory is per group, and K rows would bury the answer
         print(f"\n  {len(adv.counts)} classes, one row per count (--json lists every class)")
-        print("\n  count  classes  collapsed  threshold   advised count")
         first: dict[int, int] = {}
         for k, n in enumerate(adv.counts):
             first.setdefault(n, k)
         sizes = Counter(adv.counts)
-        for n, k in sorted(first.items(), reverse=True):
-            adv_n = adv.advised_counts[k] if adv.advised_counts else "-"
-            print(
-                f"  {n:>5}  {sizes[n]:>7}  {'YES' if k in collapsed else 'no':>9}  "
-                f"{_fmt(adv.thresholds[k]):>9}   {adv_n}"
-            )
+        rows = [[str(n), str(sizes[n]), *cells(k)] for n, k in sorted(first.items(), reverse=True)]
+        print("\n" + text_table(["count", "classes", *head], rows, align=">>>><", widths=[5, 7, 9, 9]))
     if not adv.collapsed:
         print("\nno class is collapsed at this lambda: no oversampling needed")
     elif adv.oversample is None:
@@ -193,12 +159,14 @@ def _advise(args: argparse.Namespace) -> int:
             "\nno oversampling of the collapsed classes removes the collapse at this lambda: lower the weight decay"
         )
     else:
-        print(f"\noversample the collapsed classes x{adv.oversample:.3g} (counts rounded up above)")
+        print(
+            f"\noversample the collapsed classes x{num(adv.oversample, digits=3)} (counts rounded up above)"
+        )
     if adv.max_safe_weight_decay:
         s = adv.max_safe_weight_decay
         print(
-            f"safe weight decay: scale both by < {s['scale']:.3g}  "
-            f"(lambda_w < {s['lambda_w']:.3g}, lambda_h < {s['lambda_h']:.3g})"
+            f"safe weight decay: scale both by < {num(s['scale'], digits=3)}  "
+            f"(lambda_w < {num(s['lambda_w'], digits=3)}, lambda_h < {num(s['lambda_h'], digits=3)})"
         )
     return 0
 

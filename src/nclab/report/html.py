@@ -6,6 +6,7 @@ import base64
 import html
 from pathlib import Path
 
+from nclab import textfmt
 from nclab.report import plots
 from nclab.report.rundir import Run, load_run
 
@@ -22,14 +23,6 @@ FINAL_KEYS = [
     ("nc/groups/few/minority_collapse", "minority collapse (few)"),
     ("nc/align/ee_ratio_mean", "EE ratio"),
 ]
-
-
-def _fmt(v) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return html.escape(str(v))
 
 
 def build_report(run_dirs: list[str | Path], out: str | Path) -> Path:
@@ -93,8 +86,8 @@ def build_report(run_dirs: list[str | Path], out: str | Path) -> Path:
         last = r.last
         label = r.name + (f" (stage 2: {last['stage']})" if "stage" in last else "")
         parts.append(
-            f"<tr><td style='text-align:left'>{html.escape(label)}</td><td>{_fmt(last.get('epoch'))}</td>"
-            + "".join(f"<td>{_fmt(last.get(k))}</td>" for k, _ in FINAL_KEYS)
+            f"<tr><td style='text-align:left'>{html.escape(label)}</td><td>{_cell(last.get('epoch'))}</td>"
+            + "".join(f"<td>{_cell(last.get(k))}</td>" for k, _ in FINAL_KEYS)
             + "</tr>"
         )
     parts.append("</table>")
@@ -128,3 +121,8 @@ def build_report(run_dirs: list[str | Path], out: str | Path) -> Path:
     parts.append("</body></html>")
     out.write_text("\n".join(parts))
     return out
+
+
+def _cell(v) -> str:
+    """A table cell: the number as the commands print it (:func:`nclab.textfmt.num`), HTML-escaped."""
+    return html.escape(textfmt.num(v))

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nclab import rundir
+from nclab import rundir, textfmt
 from nclab.errors import ConfigError, NclabError
 from nclab.sweep.execute import RECORD
 
@@ -213,31 +213,22 @@ def _pct(metric: str) -> bool:
 def _cell(s: dict[str, Any] | None, metric: str, paired: bool) -> str:
     if s is None:
         return "-"
-    scale = 100.0 if _pct(metric) else 1.0
-    m, sd = scale * s["mean"], (scale * s["std"] if s["std"] is not None else None)
-    if paired:
-        f = ".2f" if _pct(metric) or abs(m) >= 0.01 or (sd or 0) >= 0.01 else ".4f"
-        return f"{m:+{f}}" + (f" ± {sd:{f}}" if sd is not None else "")
-    if _pct(metric):
-        return f"{m:.2f}" + (f" ± {sd:.2f}" if sd is not None else "")
-    if abs(m) < 10:
-        return f"{m:.4f}" + (f" ± {sd:.4f}" if sd is not None else "")
-    return f"{m:.3g}" + (f" ± {sd:.2g}" if sd is not None else "")
+    return textfmt.mean_std(s["mean"], s["std"], percent=_pct(metric), signed=paired)
 
 
 def _md(rows: list[dict[str, Any]], group_by: list[str], metrics: list[str], count: str, paired: bool) -> str:
     head = group_by + [count] + [f"{m} (%)" if _pct(m) else m for m in metrics]
     if paired:
         head = group_by + [count] + [f"d {h}" for h in head[len(group_by) + 1 :]]
-    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    body = []
     for r in rows:
         cells = [str(r.get(a, "-")) for a in group_by] + [str(r[count])]
         if r["diverged"]:
             cells += ["diverged"] * len(metrics)
         else:
             cells += [_cell(r[m], m, paired) for m in metrics]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        body.append(cells)
+    return textfmt.markdown_table(head, body)
 
 
 def format_rows(rows: list[dict[str, Any]], group_by: list[str], metrics: list[str], fmt: str) -> str:
