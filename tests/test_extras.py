@@ -69,7 +69,9 @@ def test_commands_without_matplotlib_or_flower_name_the_extra(tmp_path):
 def test_require_and_missing_extra(monkeypatch):
     assert require("math").sqrt(9.0) == 3.0
     monkeypatch.setitem(sys.modules, "PIL", None)
-    with pytest.raises(MissingExtraError, match=r"ImageNet-LT images need Pillow: pip install 'nclab\[data\]'"):
+    with pytest.raises(
+        MissingExtraError, match=r"ImageNet-LT images need Pillow: pip install 'nclab\[data\]'"
+    ):
         require("PIL", what="ImageNet-LT images")
     assert issubclass(MissingExtraError, NclabError)
     monkeypatch.setitem(sys.modules, "somepkg_nclab_test", None)
