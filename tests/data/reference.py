@@ -1,4 +1,8 @@
-"""Independent references for the data tests."""
+"""Independent references and file writers for the data tests (also used by tests in other packages)."""
+
+import gzip
+import struct
+from pathlib import Path
 
 import numpy as np
 
@@ -16,3 +20,10 @@ def ldam_reference(targets, counts, seed):
         return np.array(kept)
     finally:
         np.random.set_state(state)
+
+
+def write_idx(path: Path, arr: np.ndarray) -> None:
+    """A gzipped IDX file of unsigned bytes (the Fashion-MNIST format), written from its specification."""
+    header = b"\x00\x00\x08" + bytes([arr.ndim]) + struct.pack(">" + "I" * arr.ndim, *arr.shape)
+    with gzip.open(path, "wb") as fh:
+        fh.write(header + arr.astype(np.uint8).tobytes())

@@ -11,12 +11,7 @@ import pytest
 from nclab.data import fashion_mnist_lt
 from nclab.data.profiles import exponential
 from nclab.errors import DataError, NclabError
-
-
-def _write_idx(path: Path, arr: np.ndarray) -> None:
-    header = b"\x00\x00\x08" + bytes([arr.ndim]) + struct.pack(">" + "I" * arr.ndim, *arr.shape)
-    with gzip.open(path, "wb") as fh:
-        fh.write(header + arr.astype(np.uint8).tobytes())
+from tests.data.reference import write_idx
 
 
 @pytest.fixture
@@ -26,8 +21,8 @@ def fmnist_root(tmp_path):
         labels = np.repeat(np.arange(10), n // 10)
         images = rng.integers(0, 256, size=(n, 28, 28))
         pre = "train" if train else "t10k"
-        _write_idx(tmp_path / f"{pre}-images-idx3-ubyte.gz", images)
-        _write_idx(tmp_path / f"{pre}-labels-idx1-ubyte.gz", labels)
+        write_idx(tmp_path / f"{pre}-images-idx3-ubyte.gz", images)
+        write_idx(tmp_path / f"{pre}-labels-idx1-ubyte.gz", labels)
     return tmp_path
 
 
@@ -74,7 +69,7 @@ def test_read_idx_plain_and_gzipped_and_a_bad_header(tmp_path):
     plain = tmp_path / "x-idx3-ubyte"
     plain.write_bytes(b"\x00\x00\x08\x03" + struct.pack(">III", 2, 3, 4) + arr.tobytes())
     np.testing.assert_array_equal(read_idx(plain, 3), arr)
-    _write_idx(tmp_path / "x.gz", arr)
+    write_idx(tmp_path / "x.gz", arr)
     np.testing.assert_array_equal(read_idx(tmp_path / "x.gz", 3), arr)
     with pytest.raises(DataError, match="magic"):
         read_idx(plain, 1)  # a 3-dim file where a label file (1 dim) is expected
