@@ -27,11 +27,17 @@ from typing import Any
 
 import torch
 
+from nclab.errors import NclabError
 from nclab.geometry import seli_distance
 from nclab.ufm.convex import solve_convex
 from nclab.ufm.problem import UFM
 from nclab.ufm.summary import factorize
-from nclab.ufm.theory import balanced_ce_minimizer, minority_collapse_threshold, zero_solution_threshold
+from nclab.ufm.theory import (
+    balanced_ce_minimizer,
+    minority_collapse_threshold,
+    normalized_min_loss,
+    zero_solution_threshold,
+)
 
 
 def _plt():
@@ -197,46 +203,300 @@ def hong_ling(out: Path, quick: bool = False) -> list[Path]:
     return [out / "hong_ling.png", out / "hong_ling_collapse.csv"]
 
 
+YARAS_NC1 = 1e-3
+"""``yaras``: NC1 threshold whose crossing is counted (steps to NC1 < 1e-3)."""
+YARAS_GAP = 0.1
+"""``yaras``: a run counts as converged only with its objective within this relative gap of f*."""
+YARAS_HOLD = 100
+"""``yaras``: NC1 must stay below the threshold for max(this, the steps it took) steps."""
+
+
+class _Stop(Exception):
+    """Raised from a fit callback to end a run early (converged or diverged)."""
+
+
+def _nc1(H: torch.Tensor, labels: torch.Tensor, k: int) -> float:
+    """NC1 = tr(Sigma_W Sigma_B^+)/K (Papyan, Han and Donoho, PNAS 2020), float64, weighted global mean.
+
+    The cheap form of ``nclab.metrics.measure``'s ``nc1`` for the tiny UFMs here (no groups, no classifier
+    terms): with M~ = U S V^T the centred class means (K, d), Sigma_B = M~^T M~ / K, so
+    tr(Sigma_W Sigma_B^+) = K sum_j v_j^T Sigma_W v_j / s_j^2 over the singular values above
+    s_max max(K, d) eps (the rank rule of ``measure``). Tested against ``measure``.
+    """
+    h = H.detach().to(torch.float64)
+    means = torch.zeros(k, h.shape[1], dtype=torch.float64).index_add_(0, labels, h)
+    counts = torch.bincount(labels, minlength=k).to(torch.float64)
+    means /= counts[:, None]  # (K, d)
+    within = h - means[labels]  # (N, d)
+    centred = means - (counts[:, None] * means).sum(0) / counts.sum()  # (K, d)
+    _, s, vt = torch.linalg.svd(centred, full_matrices=False)
+    keep = s > s[0] * max(centred.shape) * torch.finfo(torch.float64).eps
+    proj = within @ vt[keep].T  # (N, r)
+    return float(((proj**2).sum(0) / len(h) / s[keep] ** 2).sum())
+
+
+def _optimum(ufm: UFM) -> float:
+    """f*, the minimum objective of a balanced UFM in closed form: Yaras et al. (2022) for the sphere
+    model, Zhu et al. (2021) with weight decay (the optimal bias of a balanced problem is 0)."""
+    k = ufm.num_classes
+    if ufm.normalized:
+        return normalized_min_loss(k, ufm.tau)
+    return float(balanced_ce_minimizer(k, ufm.counts[0], ufm.lambda_w, ufm.lambda_h)["objective"])
+
+
+def steps_to_collapse(
+    ufm: UFM,
+    lr: float,
+    *,
+    seed: int = 0,
+    init_scale: float = 0.1,
+    cap: int = 3000,
+    threshold: float = YARAS_NC1,
+    gap: float = YARAS_GAP,
+    hold: int = YARAS_HOLD,
+) -> dict[str, Any]:
+    """Steps of GD (Riemannian for the sphere model) from ``seed`` until NC1 stays below ``threshold``.
+
+    NC1 and the objective f are read after every step. ``steps`` is the first step s of a stretch with
+    NC1 < ``threshold`` that lasts to the end of the run; the run ends early (``"converged"``) once that
+    stretch has lasted max(``hold``, s) steps with (f - f*)/f* <= ``gap`` (f* in closed form), so a
+    transient dip of an unstable run does not count. It ends ``"diverged"`` when f is not finite, and
+    at ``cap`` steps ``"converged"`` if the stretch reaches it with the gap met, else
+    ``"not converged"``; ``steps`` is None unless converged. ``curve`` holds (step, NC1, (f - f*)/f*).
+    Needs a balanced CE UFM with dim >= K - 1 (for f*).
+    """
+    if len(set(ufm.counts)) != 1 or ufm.dim < ufm.num_classes - 1 or ufm.loss != "ce":
+        raise NclabError("steps_to_collapse needs a balanced CE UFM with dim >= K-1 (f* in closed form)")
+    f_star = _optimum(ufm)
+    curve: list[tuple[int, float, float]] = []
+    state: dict[str, Any] = {"diverged": False, "since": None}
+
+    def check(step: int, W: torch.Tensor, H: torch.Tensor, b: torch.Tensor) -> None:
+        with torch.no_grad():
+            f = float(ufm.objective(W, H, b))
+            if not math.isfinite(f):
+                state["diverged"] = True
+                raise _Stop
+            nc1 = _nc1(H, ufm.labels, ufm.num_classes)
+        rel = (f - f_star) / f_star
+        curve.append((step, nc1, rel))
+        state["since"] = (state["since"] or step) if nc1 < threshold else None
+        if state["since"] and step - state["since"] + 1 >= max(hold, state["since"]) and rel <= gap:
+            raise _Stop
+
+    try:
+        ufm.fit(steps=cap, lr=lr, seed=seed, init_scale=init_scale, callback=check)
+    except _Stop:
+        pass
+    if state["diverged"]:
+        status = "diverged"
+    elif state["since"] and curve[-1][2] <= gap:
+        status = "converged"
+    else:
+        status = "not converged"
+    return {"status": status, "steps": state["since"] if status == "converged" else None, "curve": curve}
+
+
+def best_step_size(trials: dict[float, list[int | None]]) -> float | None:
+    """The step size with the fewest mean steps among those where every seed converged (None: none did).
+
+    ``trials`` maps a step size to its steps per seed (None: diverged or not converged). Ties go to
+    the smaller step size.
+    """
+    ok = {lr: sum(s) / len(s) for lr, s in trials.items() if s and all(x is not None for x in s)}
+    return min(ok, key=lambda lr: (ok[lr], lr)) if ok else None
+
+
+def step_size_search(
+    make: Callable[[], UFM],
+    lrs: list[float],
+    seeds: list[int],
+    *,
+    init_scale: float = 0.1,
+    cap: int = 3000,
+    widen: int = 3,
+) -> dict[str, Any]:
+    """Each step size of ``lrs`` (increasing, geometric) on every seed; the best by :func:`best_step_size`.
+
+    While the best is the smallest or largest step size tried, one more grid ratio is tried on that
+    side (at most ``widen`` times); then one step size half a grid ratio (geometrically) either side of
+    the best refines it. ``bracketed``: the best has a tried step size on each side.
+    Returns ``{"runs": {lr: [run of each seed]}, "best": lr or None, "bracketed": bool}``.
+    """
+    if len(lrs) < 2 or any(b <= a for a, b in zip(lrs, lrs[1:])) or not seeds:
+        raise NclabError(f"need >= 2 increasing step sizes and >= 1 seed, got lrs={lrs}, seeds={seeds}")
+    ratio = lrs[1] / lrs[0]
+    runs: dict[float, list[dict[str, Any]]] = {}
+
+    def trial(lr: float) -> None:
+        if not any(math.isclose(lr, x) for x in runs):
+            runs[lr] = [steps_to_collapse(make(), lr, seed=s, init_scale=init_scale, cap=cap) for s in seeds]
+
+    def best() -> float | None:
+        return best_step_size({lr: [r["steps"] for r in rs] for lr, rs in runs.items()})
+
+    for lr in lrs:
+        trial(lr)
+    for _ in range(widen):
+        b, tried = best(), sorted(runs)
+        if b is None or tried[0] < b < tried[-1]:
+            break
+        trial(b * ratio if b == tried[-1] else b / ratio)
+    b = best()
+    if b is not None:
+        for lr in (b / math.sqrt(ratio), b * math.sqrt(ratio)):
+            trial(lr)
+        b = best()
+    tried = sorted(runs)
+    return {"runs": runs, "best": b, "bracketed": b is not None and tried[0] < b < tried[-1]}
+
+
+def yaras_verdict(rows: list[dict[str, Any]]) -> str:
+    """Reproduced / not reproduced / mixed, from each model's steps at its own best step size.
+
+    Yaras et al. (NeurIPS 2022) claim that collapse takes fewer steps with normalised features than
+    with weight decay. Model A is faster than B when A's slowest seed beats B's fastest (the ranges
+    over seeds do not overlap); a model that converged at no step size is slower than any that did.
+    The fastest sphere model (by mean; its temperature is tuned like a weight decay) is compared with
+    every weight-decay model: reproduced when it is faster than all of them, not reproduced when it
+    is faster than none, mixed otherwise.
+    """
+    norm = [r for r in rows if r["model"] == "normalized"]
+    wd = [r for r in rows if r["model"] != "normalized"]
+    if not norm or not wd:
+        raise NclabError("yaras_verdict needs at least one sphere model and one weight-decay model")
+    slow = (math.inf, math.inf)
+
+    def span(r: dict[str, Any]) -> tuple[float, float]:
+        return slow if r["steps_mean"] is None else (r["steps_min"], r["steps_max"])
+
+    best = min(norm, key=lambda r: math.inf if r["steps_mean"] is None else r["steps_mean"])
+    beats = [span(best)[1] < span(r)[0] for r in wd]
+    loses = [span(r)[1] < span(best)[0] for r in wd]
+    word = "reproduced" if all(beats) else "not reproduced" if not any(beats) else "mixed"
+
+    def show(r: dict[str, Any]) -> str:
+        if r["steps_mean"] is None:
+            return f"{r['label']}: none converged"
+        rng = f"{r['steps_min']}-{r['steps_max']}"
+        return f"{r['label']}: {r['steps_mean']:.0f} ({rng}) at lr {r['best_lr']:.3g}"
+
+    return (
+        f"Faster collapse with normalised features: {word.upper()}. The fastest sphere model "
+        f"({best['label']}) is faster than {sum(beats)} of {len(wd)} weight-decay models, slower than "
+        f"{sum(loses)}, level with {len(wd) - sum(beats) - sum(loses)}. Steps to NC1 < {YARAS_NC1:g}, mean "
+        f"(range over seeds) at each model's best step size: " + "; ".join(show(r) for r in norm + wd) + "."
+    )
+
+
 def yaras(out: Path, quick: bool = False) -> list[Path]:
     k, n = 4, 10
-    steps = 1500 if quick else 6000
-    every = 10
-
-    def steps_to(ufm: UFM, lr: float) -> int | None:
-        res = ufm.fit(steps=steps, lr=lr, record_every=every)
-        for h in res.history:
-            if h.get("nc1") is not None and h["nc1"] < 1e-3:
-                return h["step"]
-        return None
-
-    rows = [
-        {
-            "model": "normalized (tau=4)",
-            "weight_decay": 0.0,
-            "steps_to_nc1_1e-3": steps_to(UFM([n] * k, k, normalized=True, tau=4.0), 1.0),
-        }
+    seeds = [0] if quick else [0, 1, 2]
+    cap = 500 if quick else 3000
+    grid = [10**e for e in ([0.0, 0.5, 1.0] if quick else [-1.0, -0.5, 0.0, 0.5, 1.0])]
+    unit = 1 / math.sqrt(k)  # Gaussian rows of squared norm 1 on average: the sphere model's start, unscaled
+    taus = [4.0] if quick else [2.0, 4.0, 8.0]
+    lams = [1e-2] if quick else [3e-2, 1e-2, 3e-3, 1e-3]
+    scales = [unit] if quick else [unit, 0.1]
+    models: list[tuple[dict[str, Any], Callable[[], UFM]]] = [
+        (
+            {"model": "normalized", "label": f"sphere tau={t:g}", "tau": t, "weight_decay": 0.0, "init": 1.0},
+            lambda t=t: UFM([n] * k, k, normalized=True, tau=t),
+        )
+        for t in taus
     ]
-    for lam in [1e-2, 1e-3] if quick else [3e-2, 1e-2, 3e-3, 1e-3, 3e-4]:
+    for s in scales:
+        name = "unit init" if s == unit else f"init {s:g}"
+        models += [
+            (
+                {
+                    "model": "weight decay",
+                    "label": f"wd {lam:g}, {name}",
+                    "tau": None,
+                    "weight_decay": lam,
+                    "init": s,
+                },
+                lambda lam=lam: UFM([n] * k, k, lambda_w=lam, lambda_h=lam, lambda_b=lam),
+            )
+            for lam in lams
+        ]
+    rows, grid_rows, curves = [], [], {}
+    for info, make in models:
+        found = step_size_search(make, grid, seeds, init_scale=info["init"], cap=cap)
+        for lr in sorted(found["runs"]):
+            for s, r in zip(seeds, found["runs"][lr]):
+                grid_rows.append(
+                    {"label": info["label"], "lr": lr, "seed": s, **{x: r[x] for x in ("status", "steps")}}
+                )
+        best = found["best"]
+        steps = [r["steps"] for r in found["runs"][best]] if best is not None else []
+        tried = sorted(found["runs"])
         rows.append(
             {
-                "model": "weight decay",
-                "weight_decay": lam,
-                "steps_to_nc1_1e-3": steps_to(UFM([n] * k, k, lambda_w=lam, lambda_h=lam, lambda_b=lam), 1.0),
+                **info,
+                "best_lr": best,
+                "lr_tried": f"{tried[0]:.3g}..{tried[-1]:.3g} ({len(tried)})",
+                "bracketed": found["bracketed"],
+                "steps_mean": sum(steps) / len(steps) if steps else None,
+                "steps_min": min(steps) if steps else None,
+                "steps_max": max(steps) if steps else None,
             }
         )
+        curves[info["label"]] = found["runs"][best][0]["curve"] if best is not None else []
+    verdict = yaras_verdict(rows)
     _write_csv(out / "yaras.csv", rows)
-    _table(rows, f"yaras: GD steps until NC1 < 1e-3 (cap {steps}; None = not reached)")
+    _write_csv(out / "yaras_grid.csv", grid_rows)
+    (out / "yaras_verdict.txt").write_text(verdict + "\n")
+    shown = ["label", "best_lr", "lr_tried", "bracketed", "steps_mean", "steps_min", "steps_max"]
+    _table(
+        [{key: r[key] for key in shown} for r in rows],
+        f"yaras: GD steps until NC1 < {YARAS_NC1:g} at each model's best step size, K={k}, n={n}, d={k}, "
+        f"seeds {seeds}, cap {cap} (None: no step size converged on every seed)",
+    )
+    print(f"\n{verdict}")
+    _yaras_figure(out / "yaras.png", [info for info, _ in models], grid_rows, curves, cap)
+    return [out / "yaras.png", out / "yaras.csv", out / "yaras_grid.csv", out / "yaras_verdict.txt"]
+
+
+def _yaras_figure(
+    path: Path,
+    models: list[dict[str, Any]],
+    grid_rows: list[dict[str, Any]],
+    curves: dict[str, Any],
+    cap: int,
+) -> None:
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 4))
-    labels = [f"{r['model']}\n{r['weight_decay']:g}" for r in rows]
-    vals = [r["steps_to_nc1_1e-3"] or steps for r in rows]
-    ax.bar(range(len(rows)), vals, color=["C1"] + ["C0"] * (len(rows) - 1))
-    ax.set_xticks(range(len(rows)), labels, fontsize=7)
-    ax.set(ylabel="steps to NC1 < 1e-3", title="Yaras et al.: GD steps until NC1 < 1e-3")
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
+    for i, info in enumerate(models):
+        label, color = info["label"], f"C{i % 10}"
+        style = "-" if info["model"] == "normalized" else "--" if info["init"] == 0.1 else ":"
+        by_lr: dict[float, list[int | None]] = {}
+        for g in grid_rows:
+            if g["label"] == label:
+                by_lr.setdefault(g["lr"], []).append(g["steps"])
+        ok = sorted(lr for lr, s in by_lr.items() if all(x is not None for x in s))
+        axes[0].loglog(
+            ok, [sum(by_lr[lr]) / len(by_lr[lr]) for lr in ok], "o" + style, color=color, label=label
+        )
+        failed = sorted(lr for lr in by_lr if lr not in ok)
+        axes[0].plot(failed, [cap] * len(failed), "x", color=color)
+        curve = curves[label]
+        steps = [c[0] for c in curve]
+        axes[1].semilogy(steps, [max(c[1], 1e-16) for c in curve], style, color=color, label=label)
+        axes[2].semilogy(steps, [max(c[2], 1e-16) for c in curve], style, color=color, label=label)
+    axes[0].set(
+        xlabel="step size", ylabel=f"steps to NC1 < {YARAS_NC1:g}", title="step-size grid (x: a seed failed)"
+    )
+    axes[1].axhline(YARAS_NC1, color="k", ls="--", lw=1)
+    axes[1].set(xlabel="GD step", ylabel="NC1", title="NC1 at each model's best step size (seed 0)")
+    axes[2].set(
+        xlabel="GD step", ylabel="(f - f*) / f*", title="objective gap at the best step size (seed 0)"
+    )
+    for ax in axes:
+        ax.legend(fontsize=6)
     fig.tight_layout()
-    fig.savefig(out / "yaras.png", dpi=110)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
-    return [out / "yaras.png", out / "yaras.csv"]
 
 
 REPRODUCTIONS: dict[str, Callable[[Path, bool], list[Path]]] = {
@@ -295,8 +555,6 @@ REPRODUCTIONS["spa"] = spa
 
 def reproduce(name: str, out: str | Path, *, quick: bool = False) -> list[Path]:
     """Run one reproduction, writing into ``out``; returns the files written."""
-    from nclab.errors import NclabError
-
     if name not in REPRODUCTIONS:
         raise NclabError(f"unknown reproduction {name!r}; choose from {', '.join(REPRODUCTIONS)}")
     _plt()  # before any work: without matplotlib, say which extra to install
