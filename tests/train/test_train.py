@@ -179,7 +179,7 @@ def test_stage2_methods_from_the_config(tmp_path, method):
 def test_channels_last_values(tmp_path):
     """`train.channels_last=on` puts a CNN in channels_last on CPU too; `auto` leaves it off on CPU;
     anything else is a config error."""
-    from tests.data.test_datasets import _write_idx
+    from tests.data.reference import write_idx as _write_idx
 
     rng = np.random.default_rng(0)
     for pre, n in (("train", 60), ("t10k", 20)):
