@@ -110,3 +110,11 @@ def test_errors(tmp_path):
     with pytest.raises(ConfigError, match="invalid run: "):
         compose(_Cfg, None, ["head.dim=${nowhere.key}"], what="run")
     assert compose(_Cfg, _write(tmp_path / "empty.yaml", ""))[0] == _Cfg()
+
+
+def test_valid_keys_are_dotted_and_kwargs_is_one_key():
+    from nclab.compose import valid_keys
+
+    d = {"name": "a", "opt": {"lr": 0.1, "kwargs": {"beta": 1}, "sched": {"step": 2}}}
+    assert valid_keys(d) == ["name", "opt.lr", "opt.kwargs", "opt.sched.step"]
+    assert valid_keys({}) == []

@@ -17,7 +17,7 @@ SRC = ROOT / "src" / "nclab"
 TESTS = ROOT / "tests"
 
 MIRRORED_PACKAGES = ("align", "data", "geometry", "heads", "losses", "metrics", "models")
-MIRRORED_TOP_LEVEL = ("compose", "configio", "errors", "extras", "progress", "registry")
+MIRRORED_TOP_LEVEL = ("compose", "errors", "extras", "progress", "registry")
 
 
 def has_logic(path: Path) -> bool:

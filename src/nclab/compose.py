@@ -30,7 +30,6 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from nclab.configio import valid_keys
 from nclab.errors import ConfigError
 
 __all__ = ["compose", "expand_files", "is_config_file", "split_args"]
@@ -168,3 +167,19 @@ def compose(
     except OmegaConfBaseException as err:
         valid = ", ".join(valid_keys(OmegaConf.to_container(schema, resolve=False)))
         raise ConfigError(f"invalid {what}: {err.msg.splitlines()[0]}. Valid keys: {valid}") from None
+
+
+def valid_keys(d: Any, prefix: str = "") -> list[str]:
+    """Dotted keys of a (nested) config dict; ``kwargs`` dicts are free-form and listed as one key.
+
+    Example:
+        >>> valid_keys({"name": "a", "opt": {"lr": 0.1, "kwargs": {"beta": 1}}})
+        ['name', 'opt.lr', 'opt.kwargs']
+    """
+    out = []
+    for k, v in d.items():
+        if isinstance(v, dict) and k != "kwargs":
+            out += valid_keys(v, f"{prefix}{k}.")
+        else:
+            out.append(f"{prefix}{k}")
+    return out
