@@ -1,4 +1,5 @@
-"""nclab.rundir: rows appended whole, torn last lines, atomic truncation, duplicates, the run lock."""
+"""nclab.rundir: RunDir (each method), rows appended whole, torn last lines, atomic truncation, duplicates,
+the run lock."""
 
 import json
 import math
@@ -45,18 +46,19 @@ def test_a_bad_line_before_the_last_is_an_error_naming_file_and_line(tmp_path):
         rundir.read_rows(path)
 
 
-def test_truncate_rows_keeps_complete_rows_and_warns_about_a_torn_one(tmp_path):
-    path = tmp_path / "metrics.jsonl"
+def test_truncate_keeps_complete_rows_and_warns_about_a_torn_one(tmp_path):
+    run = rundir.RunDir(tmp_path)
     for e in (1, 2, 3):
-        rundir.append_row(path, {"epoch": e})
-    with open(path, "a") as fh:
+        run.append({"epoch": e})
+    with open(run.metrics_path, "a") as fh:
         fh.write('{"epoch": 4')
     with pytest.warns(UserWarning, match="cut short"):
-        rundir.truncate_rows(path, lambda r: r["epoch"] <= 2)
-    assert rundir.read_rows(path) == ([{"epoch": 1}, {"epoch": 2}], False)
+        run.truncate(lambda r: r["epoch"] <= 2)
+    assert run.rows() == ([{"epoch": 1}, {"epoch": 2}], False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.jsonl"]  # no temporary left
-    rundir.truncate_rows(tmp_path / "none.jsonl", lambda r: True)  # a missing file stays missing
-    assert not (tmp_path / "none.jsonl").exists()
+    none = rundir.RunDir(tmp_path / "none")
+    none.truncate(lambda r: True)  # a missing file stays missing
+    assert not none.metrics_path.exists()
 
 
 def test_duplicate_evaluations():
@@ -78,7 +80,7 @@ def test_stale_temporaries_are_removed(tmp_path):
     stale.write_bytes(b"half a checkpoint")
     keep = tmp_path / "checkpoints" / "last.pt"
     keep.write_bytes(b"x")
-    assert rundir.remove_stale_temporaries(tmp_path) == [stale]
+    assert rundir.RunDir(tmp_path).remove_stale_temporaries() == [stale]
     assert not stale.exists() and keep.exists()
 
 
@@ -283,8 +285,58 @@ def test_weight_decays_of_train_and_federated_configs(tmp_path, text, expected):
     assert run.weight_decays() == expected
 
 
-def test_rundir_removes_stale_temporaries(tmp_path):
+def test_stale_geometry_temporaries_are_removed(tmp_path):
     run = _train_run(tmp_path)
     stale = run.geometry_dir / ".1.npz.tmp-999"
     stale.write_bytes(b"half")
     assert run.remove_stale_temporaries() == [stale] and not stale.exists()
+
+
+# -- hook states in a checkpoint (nclab.train.checkpoint) ------------------------------------------------
+class _Counter:
+    def __init__(self, n=0):
+        self.n = n
+
+    def state_dict(self):
+        return {"n": self.n}
+
+    def load_state_dict(self, state):
+        self.n = state["n"]
+
+
+class _Other(_Counter):
+    pass
+
+
+def test_hook_states_are_keyed_by_name_and_a_different_set_is_an_error(tmp_path):
+    from nclab.train.checkpoint import hook_names, hook_states, restore_hooks
+
+    hooks = [_Counter(1), _Other(2), _Counter(3)]
+    assert hook_names(hooks) == ["_Counter#0", "_Other", "_Counter#1"]
+    run = rundir.RunDir(tmp_path)
+    run.save_checkpoint({"hooks": hook_states(hooks)})
+    fresh = [_Counter(), _Other(), _Counter()]
+    restore_hooks(fresh, run.load_checkpoint(), run.path)
+    assert [h.n for h in fresh] == [1, 2, 3]
+    with pytest.raises(
+        NclabError, match=r"hooks \['_Counter#0', '_Counter#1', '_Other'\] differ .* \['_Other'\]"
+    ):
+        restore_hooks([_Other()], run.load_checkpoint(), run.path)
+
+
+def test_hook_states_of_a_checkpoint_from_before_the_builtin_hooks(tmp_path):
+    """Earlier checkpoints held the other hooks' states as a list, and the online statistics beside."""
+    import torch
+
+    from nclab.train import builtin_hooks as bh
+    from nclab.train.checkpoint import restore_hooks
+
+    online = bh.OnlineNC(2, 3, torch.device("cpu"))
+    saved = bh.OnlineNC(2, 3, torch.device("cpu"))
+    saved.on_batch(torch.eye(2, 3), torch.tensor([0, 1]), type("Ctx", (), {"loss": torch.tensor(0.5)})())
+    old = {"hooks": [{"n": 7}], "online_stats": saved.state_dict()["stats"], "online_loss": 0.5}
+    hooks = [online, _Counter()]
+    restore_hooks(hooks, old, tmp_path)
+    assert hooks[1].n == 7 and online.state_dict()["loss"] == pytest.approx(0.5)
+    restored, expected = online.state_dict()["stats"], saved.state_dict()["stats"]
+    assert all(torch.equal(torch.as_tensor(restored[k]), torch.as_tensor(expected[k])) for k in expected)

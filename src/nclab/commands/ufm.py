@@ -172,25 +172,11 @@ def _advise(args: argparse.Namespace) -> int:
 
 
 def _read_run(run: Path) -> tuple[list[int], float | None, float | None]:
-    """Counts from classes.json; weight decays from config.yaml (optim.head_weight_decay or
-    optim.weight_decay for lambda_W, optim.weight_decay for lambda_H)."""
-    from omegaconf import OmegaConf
+    """Counts from classes.json, weight decays from config.yaml (:class:`nclab.rundir.RunDir`)."""
+    from nclab.rundir import RunDir
 
-    if not (run / "classes.json").is_file():
-        raise NclabError(f"{run} has no classes.json: not a run directory")
-    try:
-        counts = [int(c) for c in json.loads((run / "classes.json").read_text())["counts"]]
-    except (KeyError, ValueError, TypeError) as err:
-        raise NclabError(f"{run / 'classes.json'} is unreadable: {err}") from None
-    lw = lh = None
-    if (run / "config.yaml").is_file():
-        cfg = OmegaConf.to_container(OmegaConf.load(run / "config.yaml"))
-        optim = cfg.get("optim", {}) if isinstance(cfg, dict) else {}
-        wd = optim.get("weight_decay", cfg.get("weight_decay") if isinstance(cfg, dict) else None)
-        head = optim.get("head_weight_decay")
-        lw = float(head if head is not None else wd) if (head is not None or wd is not None) else None
-        lh = float(wd) if wd is not None else None
-    return counts, lw, lh
+    rd = RunDir(run)
+    return rd.classes()["counts"], *rd.weight_decays()
 
 
 def run(args: argparse.Namespace) -> int:

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import warnings
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from nclab import rundir
 from nclab.errors import DataError
+from nclab.rundir import RunDir, RunDirWarning, duplicate_evaluations
 
-
-class RunDirWarning(UserWarning):
-    """A run directory is readable but not as its writer promised (torn last row, duplicated rows)."""
+__all__ = ["Run", "RunDirWarning", "load_run"]
 
 
 @dataclass
@@ -48,48 +44,36 @@ class Run:
 
 
 def load_run(path: str | Path) -> Run:
-    """A run directory: needs metrics.jsonl and classes.json; geometry/ and config.yaml are optional."""
-    p = Path(path)
+    """A run directory (:class:`nclab.rundir.RunDir`): needs metrics.jsonl and classes.json;
+    geometry/ and config.yaml are optional. What is wrong but still drawable (a torn last row,
+    duplicated evaluations, an unreadable geometry file) is warned about (:class:`RunDirWarning`) and
+    listed in ``Run.problems``."""
+    run = RunDir(path)
+    p = run.path
     if not p.is_dir():
         raise DataError(f"{p} is not a directory")
-    if not (p / "metrics.jsonl").is_file() or not (p / "classes.json").is_file():
+    if not run.metrics_path.is_file() or not run.classes_path.is_file():
         raise DataError(
             f"{p} is not a run directory: it needs metrics.jsonl and classes.json (written by nclab train)"
         )
-    rows, torn = rundir.read_rows(p / "metrics.jsonl")
+    rows, torn = run.rows()
     problems = []
     if torn:
         problems.append(
-            f"{p / 'metrics.jsonl'}: the last line was torn (the run was killed while writing it); "
+            f"{run.metrics_path}: the last line was torn (the run was killed while writing it); "
             f"drawing the {len(rows)} complete rows (nclab train/fed --resume {p} drops it)"
         )
-    dup = rundir.duplicate_evaluations(rows)
+    dup = duplicate_evaluations(rows)
     if dup:
         shown = ", ".join(f"epoch {e}" + (f" ({s})" if s else "") for e, s in dup[:5])
         problems.append(
-            f"{p / 'metrics.jsonl'}: {len(dup)} evaluation(s) appear more than once ({shown}"
+            f"{run.metrics_path}: {len(dup)} evaluation(s) appear more than once ({shown}"
             f"{', ...' if len(dup) > 5 else ''}): two processes wrote this run directory; its curves "
             "are not one run's"
         )
     for msg in problems:
         warnings.warn(msg, RunDirWarning, stacklevel=2)
-    try:
-        classes = json.loads((p / "classes.json").read_text())
-        counts = [int(c) for c in classes["counts"]]
-    except (KeyError, ValueError, TypeError) as err:
-        raise DataError(f"{p / 'classes.json'} is unreadable: {err}") from None
-    names = classes.get("names") or [str(i) for i in range(len(counts))]
-    geometry = {}
-    gdir = p / "geometry"
-    if gdir.is_dir():
-        for f in sorted(gdir.glob("*.npz"), key=lambda q: int(q.stem) if q.stem.isdigit() else -1):
-            if f.stem.isdigit():
-                try:
-                    with np.load(f, allow_pickle=False) as z:
-                        geometry[int(f.stem)] = {k: z[k] for k in z.files}
-                except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-                    msg = f"{f} is unreadable ({type(err).__name__}); its geometry is not drawn"
-                    problems.append(msg)
-                    warnings.warn(msg, RunDirWarning, stacklevel=2)
-    cfg = (p / "config.yaml").read_text() if (p / "config.yaml").is_file() else ""
-    return Run(p, p.name, rows, counts, names, geometry, cfg, problems)
+    classes = run.classes()
+    geometry = run.geometry(problems)
+    cfg = run.config_path.read_text() if run.config_path.is_file() else ""
+    return Run(p, p.name, rows, classes["counts"], classes["names"], geometry, cfg, problems)

@@ -3,7 +3,7 @@
 :func:`execute` decides from the run directory alone what is left to do, and does it through the CLI
 (``python -m nclab train|fed ...`` in a child process, its output in ``<run dir>.log``):
 
-- complete (:func:`nclab.rundir.is_complete`: the last metrics row reaches the run's own budget): skipped,
+- complete (:meth:`nclab.rundir.RunDir.is_complete`: the last metrics row reaches the run's own budget): skipped,
   its files untouched;
 - a checkpoint and a config: ``--resume`` (exact, docs/train.md);
 - a run that starts from another (``after``): the source's directory copied, the choice's files and
@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nclab import rundir
+from nclab.rundir import RunDir, with_meta, write_text_atomic
 
 __all__ = ["RECORD", "command_line", "execute", "plan"]
 
@@ -34,12 +34,12 @@ RECORD = "sweep.json"  # the run's axis choices and seed
 
 def plan(p: dict[str, Any]) -> str:
     """What :func:`execute` would do with the run now: skip, resume, after SOURCE, or start."""
-    d = Path(p["dir"])
-    if rundir.is_complete(d):
+    run = RunDir(p["dir"])
+    if run.is_complete():
         return "complete"
     if p.get("source"):
         return f"after {p['source']}"
-    if (d / "checkpoints" / "last.pt").is_file() and (d / "config.yaml").is_file():
+    if run.checkpoint_path.is_file() and run.config_path.is_file():
         return "resume"
     return "start"
 
@@ -53,35 +53,28 @@ def command_line(p: dict[str, Any], action: str) -> list[str]:
 
 def _rewrite_config(p: dict[str, Any]) -> None:
     """The copied source config, then the choice's files and overrides, written back with its meta."""
-    import tempfile
-
     from omegaconf import OmegaConf
 
-    d = Path(p["dir"])
-    raw = rundir.read_config(d)
-    meta = OmegaConf.to_container(raw.pop("meta")) if "meta" in raw else {}
-    with tempfile.TemporaryDirectory(prefix="nclab-sweep-") as tmp:
-        f = Path(tmp) / "config.yaml"
-        f.write_text(OmegaConf.to_yaml(raw))
-        if p["command"] == "train":
-            from nclab.train.config import load_config, to_yaml
+    run = RunDir(p["dir"])
+    raw = run.config()  # a clear error for a missing or corrupt config.yaml
+    files = [run.config_path, *p["files"]]  # composing drops the copied config's meta block
+    if p["command"] == "train":
+        from nclab.train.config import load_config, to_yaml
 
-            text = to_yaml(load_config([f, *p["files"]], p["overrides"]))
-        else:
-            from nclab.fed.config import load_fed_config
+        meta = {**(OmegaConf.to_container(raw.meta) if "meta" in raw else {}), "after": p["source"]}
+        text = with_meta(to_yaml(load_config(files, p["overrides"])), meta)  # now naming the source
+    else:
+        from nclab.fed.config import load_fed_config
 
-            text = OmegaConf.to_yaml(OmegaConf.structured(load_fed_config([f, *p["files"]], p["overrides"])))
-    if p["command"] == "train":  # the trainer's meta block (json values), now naming the source
-        meta = {**(meta or {}), "after": p["source"]}
-        text += "meta:\n" + "".join(f"  {k}: {json.dumps(v)}\n" for k, v in meta.items())
-    rundir.write_text_atomic(d / "config.yaml", text)
+        text = OmegaConf.to_yaml(OmegaConf.structured(load_fed_config(files, p["overrides"])))
+    run.write_config(text)
 
 
 def _record(p: dict[str, Any]) -> None:
     d = Path(p["dir"])
     d.mkdir(parents=True, exist_ok=True)
     rec = {"axes": p["axes"], "seed": p["seed"], "order": p["order"], "spec": p["spec"], "after": p["source"]}
-    rundir.write_text_atomic(d / RECORD, json.dumps(rec, indent=1) + "\n")
+    write_text_atomic(d / RECORD, json.dumps(rec, indent=1) + "\n")
 
 
 def execute(p: dict[str, Any]) -> dict[str, Any]:
@@ -99,7 +92,7 @@ def execute(p: dict[str, Any]) -> dict[str, Any]:
     try:
         if p.get("source"):
             src = Path(p["source"])
-            if not rundir.is_complete(src):
+            if not RunDir(src).is_complete():
                 return {**out, "status": "failed", "rc": None, "seconds": 0.0,
                         "reason": f"its source run {src} is not complete"}  # fmt: skip
             if d.exists():
@@ -121,7 +114,7 @@ def execute(p: dict[str, Any]) -> dict[str, Any]:
         fh.write(f"$ {' '.join(cmd)}\n")
         fh.flush()
         rc = subprocess.run(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT, cwd=p.get("cwd")).returncode
-    ok = rc == 0 and rundir.is_complete(d)
+    ok = rc == 0 and RunDir(d).is_complete()
     reason = (
         "" if ok else (f"exit code {rc}" if rc else "it exited 0 but its metrics do not reach its budget")
     )

@@ -1,9 +1,10 @@
 """Tables from run directories: group runs by their sweep axes, mean +- sample std (ddof 1) over seeds.
 
-Runs are read through :mod:`nclab.rundir` (``metrics.jsonl``, ``config.yaml``); a run's axis choices and
-seed come from its ``sweep.json`` (written by ``nclab sweep``), or, for a plain run directory, the axis
-``run`` = its name and the seed of its config. Only complete runs count (:func:`nclab.rundir.is_complete`),
-and runs that stopped diverged (:func:`nclab.rundir.is_diverged`).
+Runs are read through :class:`nclab.rundir.RunDir` (``metrics.jsonl``, ``config.yaml``); a run's axis
+choices and seed come from its ``sweep.json`` (written by ``nclab sweep``), or, for a plain run directory,
+the axis ``run`` = its name and the seed of its config. Only complete runs count
+(:meth:`~nclab.rundir.RunDir.is_complete`), and runs that stopped diverged
+(:meth:`~nclab.rundir.RunDir.is_diverged`).
 
 The row of a run that a metric is read from is its last evaluation (``--at last``) or the one selected on
 the validation split (``--at selected``: the first stage-1 row with the best ``val/balanced_acc``; a
@@ -24,6 +25,7 @@ from typing import Any
 
 from nclab import rundir, textfmt
 from nclab.errors import ConfigError, NclabError
+from nclab.rundir import RunDir
 from nclab.sweep.execute import RECORD
 
 __all__ = ["RunRecord", "aggregate", "find_runs", "format_rows", "load_runs", "write_block"]
@@ -46,7 +48,7 @@ def find_runs(paths: list[str | Path]) -> list[Path]:
     for p in map(Path, paths):
         if not p.exists():
             raise NclabError(f"{p} does not exist (give run directories or a sweep's --out)")
-        if (p / rundir.METRICS).is_file():
+        if RunDir(p).metrics_path.is_file():
             out.append(p)
         else:
             out += sorted(f.parent for f in p.rglob(rundir.METRICS))
@@ -57,18 +59,16 @@ def load_runs(dirs: list[Path]) -> tuple[list[RunRecord], list[Path]]:
     """(complete runs, incomplete run directories), the runs in the sweep's order."""
     runs, incomplete = [], []
     for d in dirs:
-        if not rundir.is_complete(d) and not rundir.is_diverged(d):  # a diverged run shows as such
+        run = RunDir(d)
+        if not run.is_complete() and not run.is_diverged():  # a diverged run shows as such
             incomplete.append(d)
             continue
-        rows, _ = rundir.read_rows(d / rundir.METRICS)
-        rec_path = d / RECORD
-        if rec_path.is_file():
-            rec = json.loads(rec_path.read_text())
+        rows, _ = run.rows()
+        if (d / RECORD).is_file():
+            rec = run.read_json(RECORD)
             runs.append(RunRecord(d, dict(rec["axes"]), rec.get("seed"), tuple(rec.get("order") or ()), rows))
         else:
-            cfg = rundir.read_config(d)
-            seed = cfg.get("seed") if "rounds" in cfg else cfg.get("train", {}).get("seed")
-            runs.append(RunRecord(d, {"run": d.name}, seed, (), rows))
+            runs.append(RunRecord(d, {"run": d.name}, run.seed(), (), rows))
     runs.sort(key=lambda r: (r.order, r.seed if r.seed is not None else -1, str(r.dir)))
     return runs, incomplete
 

@@ -163,20 +163,14 @@ class Config:
             DataError: ``config.yaml`` is missing or not a YAML mapping (with what to do).
             ConfigError: it holds keys or values the schema rejects.
         """
-        import tempfile
+        from nclab.rundir import RunDir
 
-        from nclab.rundir import read_config
-
-        path = Path(run_dir) / "config.yaml"
-        raw = read_config(Path(run_dir))
-        raw.pop("meta", None)
-        with tempfile.TemporaryDirectory(prefix="nclab-resume-") as tmp:
-            p = Path(tmp) / "config.yaml"
-            p.write_text(OmegaConf.to_yaml(raw))
-            try:
-                return load_config(p, list(overrides))
-            except ConfigError as err:
-                raise ConfigError(f"cannot resume from {path}: {err}") from None
+        run = RunDir(run_dir)
+        run.config()  # a clear DataError for a missing or corrupt config.yaml
+        try:  # composed like any config file; its ``meta`` block is not part of the schema
+            return load_config(run.config_path, list(overrides))
+        except ConfigError as err:
+            raise ConfigError(f"cannot resume from {run.config_path}: {err}") from None
 
 
 def load_config(

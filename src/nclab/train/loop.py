@@ -9,7 +9,6 @@ and resumed with ``--resume`` writes the same ``metrics.jsonl`` as an uninterrup
 
 from __future__ import annotations
 
-import json
 import platform
 import time
 from pathlib import Path
@@ -19,10 +18,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from nclab import __version__, rundir
+from nclab import __version__
 from nclab.data.lazy import iter_batches
 from nclab.errors import NclabError
 from nclab.models.network import Network
+from nclab.rundir import RunDir, with_meta
 from nclab.train import builtin_hooks as bh
 from nclab.train import checkpoint as ckpt
 from nclab.train.build import build_modules, build_optimizer, lr_factor  # noqa: F401  (public here too)
@@ -56,7 +56,8 @@ class Trainer:
     def __init__(
         self, cfg: Config, run_dir: str | Path, *, hooks: list[TrainHook] | None = None, resume: bool = False
     ):
-        self.cfg, self.dir = cfg, Path(run_dir)
+        self.cfg, self.run = cfg, RunDir(run_dir)
+        self.dir = self.run.path
         self.device = device_of(cfg)
         if self.device.type == "cuda" and torch.cuda.device_count() > 1:
             import os
@@ -65,9 +66,9 @@ class Trainer:
         self.rank, self.world = init_distributed(self.device)
         # one writer per run directory (nclab.rundir.RunLock), taken before anything is written
         created = not self.dir.exists()
-        self._lock = rundir.RunLock(self.dir).acquire() if self.rank == 0 else None
+        self._lock = self.run.lock() if self.rank == 0 else None
         if self._lock is not None:
-            rundir.remove_stale_temporaries(self.dir)  # left by a kill during an atomic write
+            self.run.remove_stale_temporaries()  # left by a kill during an atomic write
         try:
             self._build(cfg, hooks, resume)
         except BaseException:  # e.g. a misspelt option: release the lock, leave nothing behind
@@ -150,14 +151,11 @@ class Trainer:
         self.t0 = time.time()
         self.elapsed_before = 0.0
         if resume:
-            self._load(self.dir / "checkpoints" / "last.pt")
+            self._load()
+        elif self.rank == 0:  # config.yaml (with meta), classes.json; refused if the directory holds a run
+            self.run.create(self._config_text(), {"names": self.data.class_names, "counts": self.data.counts})
         else:
-            if (self.dir / "metrics.jsonl").exists():
-                raise NclabError(
-                    f"{self.dir} already holds a run: use --resume {self.dir} or another --run-dir"
-                )
-            if self.rank == 0:
-                self._write_static()
+            self.run.check_new()
 
     def _place(self) -> None:
         """Put the modules, the loss and the data on the device, then build the optimizer (on the
@@ -174,7 +172,9 @@ class Trainer:
         self.loss_fn.to(dev)  # LT losses keep their class constants as buffers
         # in-memory image/feature tensors live on the GPU when they fit (no copy per step)
         on_dev = cfg.train.data_on_device == "on" or (
-            cfg.train.data_on_device == "auto" and dev.type == "cuda" and isinstance(self.data.train_x, torch.Tensor)
+            cfg.train.data_on_device == "auto"
+            and dev.type == "cuda"
+            and isinstance(self.data.train_x, torch.Tensor)
         )
         self.train_x = self.data.train_x.to(dev) if on_dev else self.data.train_x
         self.train_y = self.data.train_y.to(dev) if on_dev else self.data.train_y
@@ -198,9 +198,8 @@ class Trainer:
         return cls(Config.from_run_dir(run_dir, overrides), run_dir, resume=True, **kwargs)
 
     # -- run directory ------------------------------------------------------------------------------
-    def _write_static(self) -> None:
-        (self.dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-        (self.dir / "geometry").mkdir(exist_ok=True)
+    def _config_text(self) -> str:
+        """The resolved config and the run's ``meta`` (versions, data checksum, counts, sources)."""
         meta = {
             "nclab": __version__,
             "torch": torch.__version__,
@@ -209,11 +208,7 @@ class Trainer:
             "counts": self.data.counts,
             "sources": config_sources(self.cfg),  # the config files composed (nclab.compose)
         }
-        text = to_yaml(self.cfg) + "meta:\n" + "".join(f"  {k}: {json.dumps(v)}\n" for k, v in meta.items())
-        (self.dir / "config.yaml").write_text(text)
-        (self.dir / "classes.json").write_text(
-            json.dumps({"names": self.data.class_names, "counts": self.data.counts})
-        )
+        return with_meta(to_yaml(self.cfg), meta)
 
     def _state(self) -> dict[str, Any]:
         """Everything a resume needs. Collective under DDP (every rank calls it): the online statistics
@@ -224,7 +219,7 @@ class Trainer:
             "optimizer": self.opt.state_dict(),
             "scheduler": self.sched.state_dict(),
             "scaler": self.scaler.state_dict(),
-            "hooks": dict(zip(self._hook_names(), (h.state_dict() for h in self.hooks))),
+            "hooks": ckpt.hook_states(self.hooks),
             "epoch": self.epoch,
             "step_in_epoch": self.step_in_epoch,
             "global_step": self.global_step,
@@ -232,25 +227,8 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),
         }
 
-    def _legacy_hook_states(self, states: list, s: dict[str, Any]) -> dict[str, Any]:
-        """Hook states of a checkpoint written before the loop's own features became hooks."""
-        new = (bh.LossSchedule, bh.Mixup, bh.OnlineNC)
-        old = [n for n, h in zip(self._hook_names(), self.hooks) if not isinstance(h, new)]
-        out = {n: {} for n, h in zip(self._hook_names(), self.hooks) if isinstance(h, new)}
-        out.update(zip(old, states))
-        if self.online is not None and "online_stats" in s:
-            out["OnlineNC"] = {"stats": s["online_stats"], "loss": s["online_loss"]}
-        return out
-
-    def _hook_names(self) -> list[str]:
-        """Hook names for the checkpoint (class name, numbered when a class appears twice)."""
-        names = [type(h).__name__ for h in self.hooks]
-        return [n if names.count(n) == 1 else f"{n}#{names[:i].count(n)}" for i, n in enumerate(names)]
-
-    def _load(self, path: Path) -> None:
-        if not path.is_file():
-            raise NclabError(f"cannot resume: {path} does not exist")
-        s = ckpt.load(path, required=("model", "head", "optimizer", "epoch", "step_in_epoch", "torch_rng"))
+    def _load(self) -> None:
+        s = self.run.load_checkpoint(("model", "head", "optimizer", "epoch", "step_in_epoch", "torch_rng"))
         try:
             self.model.load_state_dict(s["model"])
             self.head.load_state_dict(s["head"])
@@ -258,37 +236,24 @@ class Trainer:
             self.sched.load_state_dict(s["scheduler"])
         except (RuntimeError, ValueError, KeyError, TypeError) as err:
             raise NclabError(
-                f"cannot resume {self.dir}: {path} does not fit the model this config builds "
-                f"({str(err).strip().splitlines()[0][:200]}); resume with the run's own config.yaml"
+                f"cannot resume {self.dir}: {self.run.checkpoint_path} does not fit the model this config "
+                f"builds ({str(err).strip().splitlines()[0][:200]}); resume with the run's own config.yaml"
             ) from None
         if s.get("scaler") and self.scaler.is_enabled():  # AMP-off and CPU runs save an empty state
             self.scaler.load_state_dict(s["scaler"])
-        saved = s.get("hooks", {})
-        if isinstance(saved, list):  # earlier checkpoints: the other hooks' states in order
-            saved = self._legacy_hook_states(saved, s)
-        if set(saved) != set(self._hook_names()):
-            raise NclabError(
-                f"cannot resume {self.dir}: the checkpoint's training hooks {sorted(saved)} differ from "
-                f"this config's {sorted(self._hook_names())} (align.strategies or the head changed): "
-                "resume with the run's own config.yaml"
-            )
-        for h, name in zip(self.hooks, self._hook_names()):
-            h.load_state_dict(saved[name])
+        ckpt.restore_hooks(self.hooks, s, self.dir)  # keyed by hook name: a different set is an error
         torch.set_rng_state(s["torch_rng"])
         self.epoch, self.step_in_epoch, self.global_step = s["epoch"], s["step_in_epoch"], s["global_step"]
         self.elapsed_before = s["elapsed"]
         if self.rank == 0:  # drop evaluations written after this checkpoint (and a torn last line)
-            s2_done = (self.dir / "stage2.done").exists()
-            rundir.truncate_rows(
-                self.dir / "metrics.jsonl",
-                lambda r: r.get("epoch", 0) <= self.epoch and (s2_done or "stage" not in r),
-            )
+            s2_done = self.run.stage2_done()
+            self.run.truncate(lambda r: r.get("epoch", 0) <= self.epoch and (s2_done or "stage" not in r))
 
     def _checkpoint(self) -> None:
         self._check_finite()  # never checkpoint a model that a non-finite loss has already corrupted
         state = self._state()  # on every rank: it may sum the online statistics over the ranks
         if self.rank == 0:
-            ckpt.save_atomic(state, self.dir / "checkpoints" / "last.pt")
+            self.run.save_checkpoint(state)
 
     def close(self) -> None:
         """Release the run directory's lock (idempotent; :meth:`fit` calls it when it returns or fails)."""
@@ -319,7 +284,7 @@ class Trainer:
                     nc_period = cfg.train.eval_every * cfg.train.nc_every
                     self._evaluate_and_log(nc=self.epoch % nc_period == 0 or self.epoch == cfg.train.epochs)
                 self._checkpoint()
-            if cfg.stage2.method != "none" and self.rank == 0 and not (self.dir / "stage2.done").exists():
+            if cfg.stage2.method != "none" and self.rank == 0 and not self.run.stage2_done():
                 self._stage2()
         return self.dir
 
@@ -409,7 +374,7 @@ class Trainer:
             if self.rank == 0:  # a row that says so: tables show the run as diverged, sweeps skip it
                 row = {"epoch": self.epoch + 1, "step": self.global_step, "diverged": True}
                 row["diverged_reason"] = "non-finite loss"
-                rundir.append_row(self.dir / "metrics.jsonl", row)
+                self.run.append(row)
             raise NclabError(
                 f"the loss became NaN or infinite in epoch {self.epoch + 1} (before step "
                 f"{self.step_in_epoch} of the epoch): lower optim.lr"
@@ -436,7 +401,9 @@ class Trainer:
             from nclab.heads import create_head
 
             kw = dict(self.cfg.head.kwargs)
-            return create_head(self.cfg.head.name, self.model.num_features, len(d.counts), **kw).to(feats.device)
+            return create_head(self.cfg.head.name, self.model.num_features, len(d.counts), **kw).to(
+                feats.device
+            )
 
         def validation() -> tuple[torch.Tensor, torch.Tensor]:
             if d.val_x is not None:  # the run's own held-out split (data.val_fraction)
@@ -448,8 +415,17 @@ class Trainer:
             return feats[va.to(feats.device)], y[va]
 
         inp = ts.Stage2Input(
-            feats, y, d.counts, self.head, new_head, validation, s2.epochs, s2.lr, s2.batch_size,
-            self.cfg.train.seed, s2.max_norm,
+            feats,
+            y,
+            d.counts,
+            self.head,
+            new_head,
+            validation,
+            s2.epochs,
+            s2.lr,
+            s2.batch_size,
+            self.cfg.train.seed,
+            s2.max_norm,
         )
         head, info = ts.run_stage2(s2.method, inp)
         info = {"stage": s2.method, **info}
@@ -464,9 +440,9 @@ class Trainer:
             rcond=self.cfg.train.nc_rcond,
         )
         out = {"epoch": self.epoch, "step": self.global_step, "lr": None, **info, **row}
-        np.savez(self.dir / "geometry" / f"{self.epoch}_{s2.method}.npz", **geom)
-        rundir.append_row(self.dir / "metrics.jsonl", out)
-        (self.dir / "stage2.done").write_text(s2.method)
+        self.run.write_geometry(self.epoch, stage=s2.method, **geom)
+        self.run.append(out)
+        self.run.mark_stage2_done(s2.method)
         print(f"stage 2 ({s2.method}): acc {row['acc/all']:.4f}", flush=True)
 
     def _evaluate_and_log(self, nc: bool = True) -> None:
@@ -487,8 +463,8 @@ class Trainer:
         if self.rank != 0:  # only rank 0 writes
             return
         out = {"epoch": self.epoch, "step": self.global_step, "lr": self.opt.param_groups[0]["lr"], **row}
-        np.savez(self.dir / "geometry" / f"{self.epoch}.npz", **geom)
-        rundir.append_row(self.dir / "metrics.jsonl", out)
+        self.run.write_geometry(self.epoch, **geom)
+        self.run.append(out)
         if self.tb is not None:
             self.tb.log(out, self.epoch)
         acc = row["acc/all"]
@@ -499,5 +475,3 @@ class Trainer:
             + (f" nc1 {row['nc/nc1']:.4g}" if isinstance(row.get("nc/nc1"), float) else ""),
             flush=True,
         )
-
-
