@@ -1,6 +1,6 @@
 """Trust (issue #16) for federated run directories, written as attacks: a code-running checkpoint, a
 second writer, a torn last row, damaged run files, and a killed driver's Ray processes
-(docs/reliability.md)."""
+(docs/reliability.md; the watchdog itself: tests/test_raywatch.py)."""
 
 import json
 import os
@@ -18,6 +18,7 @@ from nclab.cli import main
 from nclab.fed.config import load_fed_config
 from nclab.fed.runner import FedRun
 from tests.conftest import cli_env
+from tests.test_raywatch import alive as _alive
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE = """\
@@ -114,62 +115,23 @@ def test_damaged_fed_run_files_on_resume_are_clear_errors(smoke, tmp_path, capsy
     assert msg in err and len(err.splitlines()) == 1
 
 
-DRIVER = """
-import subprocess, sys, time
-from nclab.fed.reaper import Reaper
-with Reaper(sys.argv[1]):
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
-    print(child.pid, flush=True)
-    time.sleep(300)
-"""
-
-
-def _alive(pid):
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state not in ("Z", "X")
-
-
-@pytest.mark.skipif(not Path("/proc").is_dir(), reason="the watchdog reads /proc (Linux)")
-def test_the_watchdog_kills_what_a_killed_driver_started(tmp_path):
-    """What Ray's agents do after kill -9 of the driver, in miniature: a child outlives its parent."""
-    proc = subprocess.Popen(
-        [sys.executable, "-c", DRIVER, str(tmp_path)], stdout=subprocess.PIPE, text=True, env=cli_env()
-    )
-    child = int(proc.stdout.readline())
-    proc.stdout.close()
-    deadline = time.time() + 30
-    pids = tmp_path / ".simulation.pids"
-    while not (pids.is_file() and str(child) in pids.read_text()):
-        assert time.time() < deadline, "the watchdog never recorded the simulation's processes"
-        time.sleep(0.1)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    deadline = time.time() + 15
-    while _alive(child):
-        assert time.time() < deadline, "the driver's child outlived it"
-        time.sleep(0.1)
-    while pids.exists():  # the watchdog tidies up after itself
-        assert time.time() < deadline
-        time.sleep(0.1)
-
-
 @pytest.mark.slow
 @pytest.mark.usefixtures("_workers_import_nclab")
-def test_kill_9_of_nclab_fed_leaves_no_ray_process_and_resumes(smoke, tmp_path):
+def test_kill_9_of_nclab_fed_leaves_no_ray_process_and_resumes_exactly(tmp_path):
+    """Killed after its first round or later, resumed for one more: the rows of an uninterrupted run."""
     pytest.importorskip("flwr")
+    from tests.fed.test_runner import SMOKE as RECIPE
+    from tests.fed.test_runner import in_process, rows
+
     run = tmp_path / "r"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "nclab", "fed", str(smoke), "rounds=40", "--run-dir", str(run)],
+        [sys.executable, "-m", "nclab", "fed", str(RECIPE), "rounds=40", "--run-dir", str(run)],
         env=cli_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     deadline = time.time() + 300
-    rows = run / "metrics.jsonl"
-    while not (rows.is_file() and len(rows.read_text().splitlines()) >= 2):
+    while not (run / "metrics.jsonl").is_file() or not (run / "metrics.jsonl").read_text():
         assert time.time() < deadline and proc.poll() is None, "the simulation never got going"
         time.sleep(0.2)
     recorded = {int(p): t for p, t in json.loads((run / ".simulation.pids").read_text()).items()}
@@ -183,11 +145,6 @@ def test_kill_9_of_nclab_fed_leaves_no_ray_process_and_resumes(smoke, tmp_path):
         )
         time.sleep(0.2)
     done = torch.load(run / "checkpoints" / "last.pt", weights_only=True)["round"]
-    r = subprocess.run(
-        [sys.executable, "-m", "nclab", "fed", "--resume", str(run), f"rounds={done + 1}"],
-        env=cli_env(),
-        capture_output=True,
-        text=True,
-    )
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert [x["round"] for x in rundir.read_rows(rows)[0]] == list(range(1, done + 2))
+    assert main(["fed", "--resume", str(run), f"rounds={done + 1}"]) == 0  # in process: no second start-up
+    ref = in_process(load_fed_config(RECIPE, [f"rounds={done + 1}"]), tmp_path / "ref")
+    assert [r["round"] for r in rows(run)] == list(range(1, done + 2)) and rows(run) == rows(ref)

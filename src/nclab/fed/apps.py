@@ -6,19 +6,19 @@ see docs/fed.md). They are built by the factories of :mod:`nclab.fed.flower`, wh
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from flwr.common import Context
 from flwr.server import ServerApp, ServerAppComponents, ServerConfig
 
 from nclab.fed.config import load_fed_config
 from nclab.fed.flower import NclabClient, NclabStrategy, make_client_app, weighted_average
 from nclab.fed.runner import FedRun
+from nclab.rundir import RunDir
 
 
 def _deployment_server_fn(context: Context):
     cfg = load_fed_config(str(context.run_config["nclab-config"]))
-    run = FedRun(cfg, Path(cfg.run_dir or "runs/fed"), resume=True)
+    run_dir = RunDir(cfg.run_dir or "runs/fed")
+    run = FedRun(cfg, run_dir.path, resume=run_dir.checkpoint_path.is_file())  # continue what is there
     strategy = NclabStrategy(cfg, run.initial_state(), run.on_round, run.done_rounds)
     return ServerAppComponents(
         strategy=strategy, config=ServerConfig(num_rounds=max(cfg.rounds - run.done_rounds, 0))

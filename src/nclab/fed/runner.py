@@ -1,8 +1,9 @@
 """A federated run on one machine: run directory, per-round evaluation, checkpoints, resume.
 
-Writes the run directory of docs/contracts.md (``config.yaml``, ``classes.json``, ``metrics.jsonl``
-with one line per round, ``geometry/<round>.npz``, ``checkpoints/last.pt``) plus ``clients.json``, so
-``nclab report`` draws federated runs like centralised ones (``epoch`` = round).
+Writes the run directory of docs/contracts.md through :class:`nclab.rundir.RunDir` (``config.yaml``,
+``classes.json``, ``metrics.jsonl`` with one line per round, ``geometry/<round>.npz``,
+``checkpoints/last.pt``) plus ``clients.json``, so ``nclab report`` draws federated runs like centralised
+ones (``epoch`` = round); accuracy is centralised evaluation's (:func:`nclab.train.evaluate.accuracy_row`).
 """
 
 from __future__ import annotations
@@ -178,7 +179,7 @@ def _simulate(cfg: FedConfig, run: FedRun) -> Path:
     from flwr.simulation import run_simulation
 
     from nclab.fed.flower import make_client_app, make_server_app
-    from nclab.fed.reaper import Reaper
+    from nclab.raywatch import Reaper
 
     left = cfg.rounds - run.done_rounds
     if left <= 0:

@@ -62,12 +62,20 @@ class _Ray:
         from nclab.extras import require
 
         self.ray = ray = require("ray", what="--engine ray")  # "--engine ray needs Ray: pip install ..."
+        self.watch = None
+        if address is None:  # an instance of our own: it and the runs its workers start die with us
+            import tempfile
+
+            from nclab.raywatch import Reaper
+
+            self.watch = Reaper(tempfile.mkdtemp(prefix="nclab-sweep-ray-")).__enter__()
         # "local": a new instance for this sweep, never a cluster a stale /tmp/ray address file names
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
         kwargs["address"] = address or "local"
         try:
             ray.init(**kwargs)
         except (ConnectionError, RuntimeError, ValueError) as err:
+            self._unwatch(failed=True)
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise NclabError(
                 f"cannot connect to the Ray cluster at {address or '(local)'}: {first}"
@@ -92,6 +100,16 @@ class _Ray:
 
     def close(self) -> None:
         self.ray.shutdown()
+        self._unwatch()
+
+    def _unwatch(self, failed: bool = False) -> None:
+        """Stop the watchdog (:mod:`nclab.raywatch`); ``failed``: it kills what the instance started."""
+        if self.watch is not None:
+            import shutil
+
+            self.watch.__exit__(RuntimeError if failed else None, None, None)
+            shutil.rmtree(self.watch.dir, ignore_errors=True)
+            self.watch = None
 
 
 class _Progress:

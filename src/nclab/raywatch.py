@@ -1,17 +1,17 @@
-"""The simulation must not outlive its driver: Ray's processes are tied to ``nclab fed``.
+"""A local Ray instance must not outlive the ``nclab`` process that started it (its driver): ``nclab
+fed``'s Flower simulation, ``nclab sweep --engine ray`` without ``--address``.
 
-Flower's simulation starts a local Ray cluster from the driver process (GCS, raylet, a dashboard and a
-runtime-env agent, one actor per virtual client). Ray ties the GCS and raylet to the driver, but when
-the driver is killed with SIGKILL its dashboard and runtime-env agents stay alive (Ray 2.x; they also
-overwrite their command line and environment, so they cannot be recognised afterwards). So a small
-watchdog process (``python -m nclab.fed.reaper``, in its own session) runs beside the simulation:
+Ray ties its GCS and raylet to the driver, but when the driver is killed with SIGKILL its dashboard and
+runtime-env agents stay alive (Ray 2.x; they also overwrite their command line and environment, so they
+cannot be recognised afterwards), and so do the processes Ray's workers started (a sweep's runs). So a
+small watchdog process (``python -m nclab.raywatch``, in its own session) runs beside the driver:
 
-- every half second it records the driver's descendants (PID and start time) in ``<run>/.simulation.pids``;
+- every half second it records the driver's descendants (PID and start time) in ``<dir>/.simulation.pids``;
 - it holds the read end of a pipe from the driver. When the pipe closes without the word ``done`` (the
   driver died or failed), it kills the recorded processes still alive (same PID *and* start time, so a
   reused PID is never hit) and their children;
-- on the next start in the same run directory (under the run lock, so no live driver owns them) the
-  processes recorded in ``.simulation.pids`` are killed too, in case the watchdog died as well.
+- on the next start in the same directory (a run directory, under the run lock, so no live driver owns
+  them) the processes recorded in ``.simulation.pids`` are killed too, in case the watchdog died as well.
 
 Linux only (it reads ``/proc``); elsewhere this is a no-op, and ``ray stop`` cleans up after a kill.
 """
@@ -103,11 +103,12 @@ def clean_leftovers(run_dir: str | Path) -> list[int]:
 
 
 class Reaper:
-    """Context manager around a simulation: its processes are killed if the driver dies or fails.
+    """Context manager around a local Ray instance: its processes are killed if the driver dies or fails.
 
-    Call with the run directory's lock held. Leaving the block normally tells the watchdog to exit
-    without killing anything (Flower shuts Ray down itself); leaving it with an exception, or the
-    driver's death, makes the watchdog kill the simulation's processes.
+    ``run_dir`` holds the record of the processes: a run directory whose lock the caller holds, or a
+    directory of the caller's own. Leaving the block normally tells the watchdog to exit without
+    killing anything (Ray is shut down by its user); leaving it with an exception, or the driver's
+    death, makes the watchdog kill the processes started inside the block.
     """
 
     def __init__(self, run_dir: str | Path):
@@ -119,7 +120,7 @@ class Reaper:
         if Path("/proc").is_dir():
             before = ",".join(map(str, descendants(os.getpid())))  # not the simulation's: never killed
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "nclab.fed.reaper", str(os.getpid()), str(self.dir / PIDS), before],
+                [sys.executable, "-m", "nclab.raywatch", str(os.getpid()), str(self.dir / PIDS), before],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 start_new_session=True,  # not killed with the driver's process group or by its Ctrl-C

@@ -1,8 +1,8 @@
-"""Flower simulation end to end (needs the `fed` extra: flwr[simulation]).
+"""A federated run (fed/runner.py) end to end on Flower's simulation (needs the `fed` extra).
 
-One run is simulated for a round and resumed for a second (two simulations, shared by the tests of this
-module); the same rounds driven in process, with the strategy and the clients called directly, are the
-reference it must equal.
+One simulated run is shared by the tests of this module; the same rounds driven in process, with the
+strategy and the clients called directly (:func:`in_process`), are the reference it must equal. A killed
+and resumed simulation: tests/fed/test_fed_trust.py.
 """
 
 import json
@@ -26,22 +26,22 @@ ROOT = Path(__file__).resolve().parents[2]
 SMOKE = ROOT / "configs" / "recipes" / "fed_synthetic.yaml"
 
 
-def _rows(run_dir):
-    rows, torn = RunDir(run_dir).rows()
+def rows(run_dir):
+    """The rows of ``run_dir`` without ``wall_time``."""
+    out, torn = RunDir(run_dir).rows()
     assert not torn
-    for r in rows:
+    for r in out:
         r.pop("wall_time")
-    return rows
+    return out
 
 
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory):
-    """Round 1 simulated, then resumed for round 2 (method fedgela, the recipe's)."""
+    """Two rounds of the recipe (method fedgela), simulated."""
     run = tmp_path_factory.mktemp("fed") / "gela"
     with pytest.MonkeyPatch.context() as mp:  # Flower's simulation workers must import this checkout
         mp.setenv("PYTHONPATH", str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        assert main(["fed", str(SMOKE), "rounds=1", "--run-dir", str(run)]) == 0
-        assert main(["fed", "--resume", str(run), "rounds=2"]) == 0
+        assert main(["fed", str(SMOKE), "--run-dir", str(run)]) == 0
     return run
 
 
@@ -58,7 +58,7 @@ class _Nodes:
         return self.nodes
 
 
-def _in_process(cfg, run_dir):
+def in_process(cfg, run_dir):
     """The rounds of ``cfg`` without Flower's transport: what the simulation must reproduce."""
     run = FedRun(cfg, run_dir)
     try:
@@ -76,28 +76,28 @@ def _in_process(cfg, run_dir):
 
 
 def test_the_simulation_writes_the_run_dir(simulated):
-    rows = _rows(simulated)
-    assert [r["epoch"] for r in rows] == [1, 2] and [r["round"] for r in rows] == [1, 2]
-    assert 0.0 <= rows[-1]["acc/all"] <= 1.0 and rows[-1]["fed/personal_acc"] is not None
-    assert "nc/nc1" in rows[-1] and rows[-1]["fed/clients"] == [0, 1]
+    got = rows(simulated)
+    assert [r["epoch"] for r in got] == [1, 2] and [r["round"] for r in got] == [1, 2]
+    assert 0.0 <= got[-1]["acc/all"] <= 1.0 and got[-1]["fed/personal_acc"] is not None
+    assert "nc/nc1" in got[-1] and got[-1]["fed/clients"] == [0, 1]
     clients = RunDir(simulated).read_json("clients.json")["clients"]
     assert len(clients) == 2 and all(sum(c["class_counts"]) == c["num_samples"] for c in clients)
     assert RunDir(simulated).load_checkpoint()["round"] == 2 and RunDir(simulated).is_complete()
     assert (simulated / "geometry" / "2.npz").is_file()
 
 
-def test_a_resumed_simulation_equals_the_rounds_driven_in_process(simulated, tmp_path, capsys):
-    ref = _in_process(load_fed_config(SMOKE), tmp_path / "ref")
-    assert _rows(simulated) == _rows(ref)
+def test_the_simulation_equals_the_rounds_driven_in_process(simulated, tmp_path, capsys):
+    ref = in_process(load_fed_config(SMOKE), tmp_path / "ref")
+    assert rows(simulated) == rows(ref)
     assert "round 2/2" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("method", ["fedavg", "fedprox", "fedavg_etf"])
 def test_every_method_runs_its_rounds(method, tmp_path):
-    rows = _rows(_in_process(load_fed_config(SMOKE, [f"method={method}"]), tmp_path / method))
-    assert [r["round"] for r in rows] == [1, 2] and all(0 <= r["acc/all"] <= 1 for r in rows)
+    got = rows(in_process(load_fed_config(SMOKE, [f"method={method}"]), tmp_path / method))
+    assert [r["round"] for r in got] == [1, 2] and all(0 <= r["acc/all"] <= 1 for r in got)
     learnable = method != "fedavg_etf"  # the angle collapse of missing classes needs a learnable head
-    assert (rows[-1]["fed/missing_class_cos"] is not None) == learnable
+    assert (got[-1]["fed/missing_class_cos"] is not None) == learnable
 
 
 def test_a_federated_run_reads_with_nclab_report_like_a_centralised_one(simulated, tmp_path):
