@@ -266,7 +266,7 @@ class RunDir:
             if not f.stem.isdigit():
                 continue
             try:
-                with np.load(f, allow_pickle=False) as z:
+                with open(f, "rb") as fh, np.load(fh, allow_pickle=False) as z:  # fh closed on errors too
                     out[int(f.stem)] = {k: z[k] for k in z.files}
             except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
                 msg = f"{f} is unreadable ({type(err).__name__}); its geometry is not drawn"

@@ -2,7 +2,7 @@
 
 :func:`save_atomic` writes to ``.<name>.tmp-<pid>`` in the same directory, fsyncs and ``os.replace``-s,
 so ``last.pt`` is always a complete checkpoint (a temporary left by a kill is removed on the next
-start, :func:`nclab.rundir.remove_stale_temporaries`). A checkpoint holds only tensors and plain
+start, :meth:`nclab.rundir.RunDir.remove_stale_temporaries`). A checkpoint holds only tensors and plain
 containers of primitives (``dict``, ``list``, ``tuple``, ``str``, ``int``, ``float``, ``bool``,
 ``None``); :func:`save_atomic` refuses anything else, so that :func:`load` can use
 ``torch.load(weights_only=True)``, which never executes code from the file. RNG states are
