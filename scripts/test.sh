@@ -8,4 +8,5 @@ if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 &
   (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 || echo "note: Chromium not installed; the browser test will be skipped"
 fi
 .venv/bin/python -m ruff check .
-.venv/bin/python -m pytest -m "slow or not slow" -q --doctest-modules src tests "$@"
+# pyproject.toml collects src (doctests) and tests; "slow or not slow" lifts its default "not slow"
+.venv/bin/python -m pytest -m "slow or not slow" -q "$@"
