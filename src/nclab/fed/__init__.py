@@ -1,5 +1,6 @@
 """Federated long-tailed learning on Flower: partitions, FedAvg/FedProx/fixed-ETF/FedGELA clients.
 
-Importing ``nclab.fed.partition`` or ``nclab.fed.gela`` needs only torch; the Flower apps
-(``nclab.fed.apps``) need the optional extra ``nclab[fed]`` (``flwr[simulation]``).
+Importing ``nclab.fed.config``, ``partition``, ``setup`` or ``local`` needs only torch (FedGELA's head is
+the head registry's ``gela``); the Flower factories and apps (``nclab.fed.flower``, ``nclab.fed.apps``)
+need the optional extra ``nclab[fed]`` (``flwr[simulation]``).
 """
