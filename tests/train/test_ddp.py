@@ -32,62 +32,39 @@ def _close(a, b, path=""):
         assert a == b, path
 
 
+# The second case also carries what used to be a separate DDP launch (one torchrun less): B3, stage 2
+# (rank 0 only) used to call the evaluation's collective and hang; B8, dot regression leaves a head bias
+# without a gradient, which broke DDP's second step; B7, online NC statistics with mid-epoch
+# checkpoints are summed over the ranks. The SpA tracker all-reduces its batch statistics, so every
+# rank applies the same edits.
+EVERYTHING = [
+    "align.strategies=[proj,slerp,reg]",
+    "loss.name=dr",
+    "head.name=linear",
+    "train.nc_source=online",
+    "train.ckpt_every_steps=2",
+    "stage2.method=crt",
+    "stage2.epochs=1",
+]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("align", [None, "align.strategies=[proj,slerp,reg]"])
-def test_two_rank_ddp_matches_single_process(tmp_path, align):
-    args = [str(SMOKE), "train.epochs=2", "model.name=mlp"]  # no BatchNorm: DDP == one process exactly
-    if align:  # the SpA tracker all-reduces its batch statistics: every rank applies the same edits
-        args.append(align)
+@pytest.mark.parametrize("extra", [[], EVERYTHING], ids=["plain", "align-dr-online-stage2"])
+def test_two_rank_ddp_matches_single_process(tmp_path, extra):
+    args = [str(SMOKE), "train.epochs=2", "model.name=mlp", *extra]  # no BatchNorm: DDP == one process
     assert main(["train", *args, "--run-dir", str(tmp_path / "single")]) == 0
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node",
-            "2",
-            "-m",
-            "nclab",
-            "train",
-            *args,
-            "--run-dir",
-            str(tmp_path / "ddp"),
-        ],
-        env=cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert r.returncode == 0, r.stderr[-3000:]
-    single, ddp = _rows(tmp_path / "single"), _rows(tmp_path / "ddp")
-    assert len(single) == len(ddp) == 2
-    for a, b in zip(single, ddp):
-        _close(a, b)  # training steps and the NC metrics (statistics summed over the ranks) agree
-
-
-@pytest.mark.slow
-def test_two_rank_ddp_stage2_online_nc_and_a_loss_without_logits(tmp_path):
-    """B3: stage 2 (rank 0 only) used to call the evaluation's collective and hang; B8: dot regression
-    leaves a head bias without a gradient, which broke DDP's second step; online NC statistics with
-    mid-epoch checkpoints are summed over the ranks (B7)."""
-    args = [
-        str(SMOKE),
-        "train.epochs=2",
-        "model.name=mlp",
-        "loss.name=dr",
-        "head.name=linear",
-        "train.nc_source=online",
-        "train.ckpt_every_steps=2",
-        "stage2.method=crt",
-        "stage2.epochs=1",
-    ]
     r = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
          "-m", "nclab", "train", *args, "--run-dir", str(tmp_path / "ddp")],
         env=cli_env(), capture_output=True, text=True, timeout=300,
-    )
+    )  # fmt: skip
     assert r.returncode == 0, r.stderr[-3000:]
-    rows = _rows(tmp_path / "ddp")
-    assert [x.get("stage") for x in rows] == [None, None, "crt"]
-    assert rows[1]["nc/nc1"] is not None
+    single, ddp = _rows(tmp_path / "single"), _rows(tmp_path / "ddp")
+    if extra:
+        assert [x.get("stage") for x in ddp] == [None, None, "crt"]
+        assert ddp[1]["nc/nc1"] is not None
+    else:
+        assert len(ddp) == 2
+    assert len(single) == len(ddp)
+    for a, b in zip(single, ddp):
+        _close(a, b)  # training steps, stage 2 and the NC metrics (statistics summed over the ranks) agree
