@@ -11,8 +11,10 @@
   (R, 1/2)-STEP imbalance, R in {10, 100}, K = 10, alone and with SpA-SLERP or SpA-Proj on W: distance
   to SELI, to the simplex ETF, mean alignment and minority cosine against steps, at a lambda below and
   one above the minority-collapse threshold sqrt(n_minor)/N.
-- ``yaras``: Yaras et al. (NeurIPS 2022): steps for NC1 to reach 1e-3 with normalised features against
-  weight decay.
+- ``yaras``: Yaras et al. (NeurIPS 2022): GD steps until NC1 < 1e-3 for the sphere model (tau 2, 4, 8)
+  and for weight decays 3e-2..1e-3 (from the same seeded starts, rescaled to unit rows and at nclab's
+  default 0.1), each model at its own best step size (a grid per model, widened until the best is
+  bracketed, then refined), 3 seeds; the verdict sentence is computed from the numbers.
 
 matplotlib is imported here only.
 """
@@ -315,12 +317,14 @@ def step_size_search(
     init_scale: float = 0.1,
     cap: int = 3000,
     widen: int = 3,
+    refine: int = 1,
 ) -> dict[str, Any]:
     """Each step size of ``lrs`` (increasing, geometric) on every seed; the best by :func:`best_step_size`.
 
     While the best is the smallest or largest step size tried, one more grid ratio is tried on that
-    side (at most ``widen`` times); then one step size half a grid ratio (geometrically) either side of
-    the best refines it. ``bracketed``: the best has a tried step size on each side.
+    side (at most ``widen`` times). Then ``refine`` rounds of bisection (geometric): round j tries the
+    best times ratio^(+-1/2^j), so the best is known to a factor ratio^(1/2^refine).
+    ``bracketed``: the best has a tried step size on each side.
     Returns ``{"runs": {lr: [run of each seed]}, "best": lr or None, "bracketed": bool}``.
     """
     if len(lrs) < 2 or any(b <= a for a, b in zip(lrs, lrs[1:])) or not seeds:
@@ -343,8 +347,11 @@ def step_size_search(
             break
         trial(b * ratio if b == tried[-1] else b / ratio)
     b = best()
-    if b is not None:
-        for lr in (b / math.sqrt(ratio), b * math.sqrt(ratio)):
+    for j in range(1, refine + 1):
+        if b is None:
+            break
+        step = ratio ** (0.5**j)
+        for lr in (b / step, b * step):
             trial(lr)
         b = best()
     tried = sorted(runs)
@@ -422,7 +429,9 @@ def yaras(out: Path, quick: bool = False) -> list[Path]:
         ]
     rows, grid_rows, curves = [], [], {}
     for info, make in models:
-        found = step_size_search(make, grid, seeds, init_scale=info["init"], cap=cap)
+        found = step_size_search(
+            make, grid, seeds, init_scale=info["init"], cap=cap, refine=1 if quick else 2
+        )
         for lr in sorted(found["runs"]):
             for s, r in zip(seeds, found["runs"][lr]):
                 grid_rows.append(
@@ -467,9 +476,15 @@ def _yaras_figure(
 ) -> None:
     plt = _plt()
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
-    for i, info in enumerate(models):
-        label, color = info["label"], f"C{i % 10}"
-        style = "-" if info["model"] == "normalized" else "--" if info["init"] == 0.1 else ":"
+    taus = sorted({m["tau"] for m in models if m["model"] == "normalized"})
+    lams = sorted({m["weight_decay"] for m in models if m["model"] != "normalized"}, reverse=True)
+    for info in models:  # one colour per temperature and per weight decay; the line style says the init
+        label = info["label"]
+        if info["model"] == "normalized":
+            color, style = f"C{taus.index(info['tau']) % 10}", "-"
+        else:
+            color = f"C{(len(taus) + lams.index(info['weight_decay'])) % 10}"
+            style = "--" if info["init"] == 0.1 else ":"
         by_lr: dict[float, list[int | None]] = {}
         for g in grid_rows:
             if g["label"] == label:
