@@ -11,6 +11,7 @@ import torch
 from nclab.errors import NclabError
 from nclab.metrics import FeatureStats, NeuralCollapse, SecondPass, measure, nc_metrics
 from nclab.metrics import functional as F
+from nclab.metrics.functional import nc1_at
 from tests.metrics.reference import ill_conditioned_means, long_tailed, reference
 
 SCALARS = ["nc1", "nc1_weighted_sb", "nc1_cdnv", "nc2_equinorm", "nc2_equiangle", "nc2_maxangle", "nc2_etf"]
@@ -324,3 +325,35 @@ def test_prepare_keeps_the_rank_rule_and_the_pseudo_inverse(rcond, center):
     pp_got, pp_ref = got.proj @ got.proj.T, ref.proj @ ref.proj.T
     assert (pp_got - pp_ref).abs().max() <= 1e-7 * pp_ref.abs().max()
     torch.testing.assert_close(got.left @ got.left.T, ref.left @ ref.left.T, atol=1e-9, rtol=0)
+
+
+# -- NC1 at another rank tolerance from a stored spectrum (nc1_spectrum, nc1_at; the report's --rcond)
+
+
+@pytest.mark.parametrize("rcond", [1e-12, 1e-9, 1e-3, 0.05])
+def test_nc1_at_matches_the_pseudo_inverse_at_that_tolerance(rcond):
+    h, y = ill_conditioned_means(small=1e-4)  # Sigma_B's last eigenvalue is 1e-8 of its largest
+    res = measure(torch.from_numpy(h), torch.from_numpy(y))
+    want = reference(h, y, rcond=rcond)["nc1"]
+    assert math.isclose(nc1_at(res["nc1_spectrum"], rcond), want, rel_tol=1e-6)
+    # measured at the exact rule, then re-ranked: the same as measuring at that rcond directly
+    direct = measure(torch.from_numpy(h), torch.from_numpy(y), rcond=rcond)["nc1"]
+    assert math.isclose(nc1_at(res["nc1_spectrum"], rcond), direct, rel_tol=1e-9)
+
+
+def test_spectrum_terms_sum_to_nc1_and_ratios_descend():
+    h, y, w, b, _ = long_tailed()
+    res = measure(torch.from_numpy(h), torch.from_numpy(y), torch.from_numpy(w), torch.from_numpy(b))
+    spec = res["nc1_spectrum"]
+    assert len(spec["ratio"]) == res["nc1_rank"] and spec["ratio"][0] == 1.0
+    assert all(a >= b for a, b in zip(spec["ratio"], spec["ratio"][1:]))
+    assert math.isclose(sum(spec["term"]), res["nc1"], rel_tol=1e-12)
+    assert math.isclose(nc1_at(spec, 0.0), res["nc1"], rel_tol=1e-12)
+
+
+def test_nc1_at_is_null_without_within_class_spread_and_rejects_a_bad_rcond():
+    x = torch.randn(4, 3, dtype=torch.float64)
+    res = measure(x, torch.arange(4))  # one sample per class: NC1 undefined
+    assert res["nc1"] is None and nc1_at(res["nc1_spectrum"], 1e-3) is None
+    with pytest.raises(NclabError, match="rcond"):
+        nc1_at(res["nc1_spectrum"], 1.5)

@@ -79,3 +79,35 @@ def test_missing_and_damaged_files_are_clear_errors(tmp_path):
     run.classes_path.write_text('{"names": ["a"], "counts": [1, 2]}')
     with pytest.raises(DataError, match="1 names for 2 counts"):
         load_run(tmp_path)
+
+
+def test_nc1_is_re_ranked_at_another_rcond_from_the_stored_spectrum(tmp_path, capsys):
+    """``nclab report --rcond``: NC1 of the rows equals numpy's pinv NC1 at that tolerance (float64
+    reference), other metrics unchanged; a bad rcond and rows without a spectrum exit 2 in one line."""
+    import torch
+
+    from nclab.cli import main
+    from nclab.metrics import measure
+    from nclab.train.evaluate import flatten
+    from tests.metrics.reference import ill_conditioned_means, reference
+
+    h, y = ill_conditioned_means(k=3, d=4, small=1e-4)  # Sigma_B's last eigenvalue: 1e-8 of its largest
+    row: dict = {"epoch": 1, "acc/all": 0.5}
+    flatten("nc", measure(torch.from_numpy(h), torch.from_numpy(y)), row)
+    run = RunDir(tmp_path / "ce")
+    run.create("train: {epochs: 1}\n", CLASSES)
+    run.append(row)
+    got = load_run(run.path)
+    got.with_rcond(1e-3)
+    want = reference(h, y, rcond=1e-3)["nc1"]
+    assert abs(got.rows[0]["nc/nc1"] - want) < 1e-9 * want and got.rows[0]["nc/nc1"] < 1e-3 * row["nc/nc1"]
+    assert got.rows[0]["acc/all"] == 0.5
+    assert main(["report", str(run.path), "--rcond", "1e-3", "--out", str(tmp_path / "r.html")]) == 0
+    assert main(["report", str(run.path), "--rcond", "1.5", "--out", str(tmp_path / "r.html")]) == 2
+    assert "rcond" in capsys.readouterr().err
+    old = RunDir(tmp_path / "old")
+    old.create("train: {epochs: 1}\n", CLASSES)
+    old.append({k: v for k, v in row.items() if "spectrum" not in k})
+    assert main(["report", str(old.path), "--rcond", "1e-3", "--out", str(tmp_path / "o.html")]) == 2
+    err = capsys.readouterr().err
+    assert "nc1_spectrum" in err and len(err.strip().splitlines()) == 1

@@ -18,6 +18,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--out", help="HTML file (default: RUN_DIR/report.html for one run, report.html otherwise)"
     )
+    p.add_argument(
+        "--rcond",
+        type=float,
+        help="NC1 at this rank tolerance of Sigma_B^+ (eigenvalues <= rcond x the largest dropped), "
+        "re-ranked from each row's stored spectrum; default: as each run measured it",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RunDirWarning)
-        path = build_report(args.run_dirs, out)
+        path = build_report(args.run_dirs, out, rcond=args.rcond)
     for w in caught:  # a torn last row, duplicated evaluations: drawn, but said
         if issubclass(w.category, RunDirWarning):
             print(f"nclab report: warning: {w.message}", file=sys.stderr)

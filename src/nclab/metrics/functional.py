@@ -300,6 +300,9 @@ def _device_terms(
     out["nc1_stable_err"] = (col_err * stable).sum()
     out["nc1_min_eig_ratio"] = ratio.narrow(0, ratio.shape[0] - 1, 1).reshape(())
     out["nc1_stable_rank"] = stable.sum()
+    # per eigenpair of Sigma_B: its share of NC1 (v_j^T Sigma_W v_j / (K lambda_j)) and rounding estimate,
+    # so that NC1 at a stricter rank tolerance is a sum over the eigenvalue ratios above it (the report)
+    out["spectrum_ratio"], out["spectrum_term"], out["spectrum_err"] = ratio, cdiag / nw, col_err
     # Sigma_B weighted by n_k/N: D mt with D = diag(sqrt(n_k/N)) has the row space of mt = U S V^T, so
     # (mt^T D^2 mt)^+ = V S^-1 (U^T D^2 U)^-1 S^-1 V^T and tr(Sigma_W (.)^+) = tr(C (U^T D^2 U)^-1) with
     # C = proj^T Sigma_W proj (r x r): no second SVD
@@ -392,6 +395,24 @@ def _checked(value: float, err: float) -> tuple[float | None, str | None]:
     return value, None
 
 
+def nc1_at(spectrum: dict[str, Any], rcond: float) -> float | None:
+    """NC1 (Papyan et al., PNAS 2020: tr(Sigma_W Sigma_B^+)/K) at the rank tolerance ``rcond``, from a
+    result's ``nc1_spectrum``: the sum over the eigenpairs of Sigma_B whose eigenvalue exceeds ``rcond``
+    times the largest of v_j^T Sigma_W v_j / (K lambda_j). It can only drop eigenvalues the measurement
+    kept, so it answers for any ``rcond`` at least the measurement's own. None when NC1 is undefined or the
+    kept terms lost their digits.
+
+    Example:
+        >>> nc1_at({"ratio": [1.0, 0.1, 1e-9], "term": [0.5, 0.25, 4e4], "err": [0.0, 0.0, 0.0]}, 1e-6)
+        0.75
+    """
+    _check_rcond(rcond)
+    if spectrum.get("term") is None:
+        return None
+    kept = [(t, e) for r, t, e in zip(spectrum["ratio"], spectrum["term"], spectrum["err"]) if r > rcond]
+    return _checked(sum(t for t, _ in kept), sum(e for _, e in kept))[0]
+
+
 def nc_metrics(
     stats: FeatureStats,
     weights: torch.Tensor | None = None,
@@ -464,6 +485,11 @@ def nc_metrics(
         "nc1_rank": int(p.proj.shape[1]),
         "nc1_min_eig_ratio": h["nc1_min_eig_ratio"],
         "nc1_stable_rank": int(h["nc1_stable_rank"]),
+        "nc1_spectrum": {
+            "ratio": h["spectrum_ratio"],
+            "term": h["spectrum_term"] if p.num_within >= 2 else None,
+            "err": h["spectrum_err"],
+        },
     }
 
     def put(key: str, value: float, err: float = 0.0) -> None:

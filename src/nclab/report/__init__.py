@@ -6,11 +6,11 @@ Nothing else in nclab imports this package.
 from nclab.report.rundir import Run, load_run
 
 
-def build_report(run_dirs, out):  # noqa: ANN001, ANN201 - thin lazy wrapper (keeps matplotlib out of import)
+def build_report(run_dirs, out, *, rcond=None):  # noqa: ANN001, ANN201 - lazy wrapper (no matplotlib at import)
     """See :func:`nclab.report.html.build_report`."""
     from nclab.report.html import build_report as _build
 
-    return _build(run_dirs, out)
+    return _build(run_dirs, out, rcond=rcond)
 
 
 __all__ = ["Run", "build_report", "load_run"]

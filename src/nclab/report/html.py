@@ -25,10 +25,16 @@ FINAL_KEYS = [
 ]
 
 
-def build_report(run_dirs: list[str | Path], out: str | Path) -> Path:
-    """Write ``out`` (HTML) and its PNGs (``<out stem>_*.png`` beside it); returns the HTML path."""
+def build_report(run_dirs: list[str | Path], out: str | Path, *, rcond: float | None = None) -> Path:
+    """Write ``out`` (HTML) and its PNGs (``<out stem>_*.png`` beside it); returns the HTML path.
+
+    ``rcond``: report NC1 at this rank tolerance of Sigma_B^+ (re-ranked from the stored spectrum,
+    :meth:`Run.with_rcond`) instead of the one each run measured with."""
     plots._plt()  # before reading anything: without matplotlib, say which extra to install
     runs: list[Run] = [load_run(d) for d in run_dirs]
+    if rcond is not None:
+        for r in runs:
+            r.with_rcond(rcond)
     names = [r.name for r in runs]
     for i, r in enumerate(runs):  # make names unique for legends
         if names.count(r.name) > 1:

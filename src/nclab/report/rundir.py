@@ -42,6 +42,25 @@ class Run:
     def last(self) -> dict[str, Any]:
         return self.rows[-1] if self.rows else {}
 
+    def with_rcond(self, rcond: float) -> None:
+        """Re-rank NC1 (``nc/nc1``, ``nc_test/nc1``) of every row at the rank tolerance ``rcond`` from the
+        row's stored Sigma_B spectrum (:func:`nclab.metrics.functional.nc1_at`); other metrics keep their
+        values. A row without a spectrum (written before nclab stored it) is a :class:`DataError`."""
+        from nclab.metrics.functional import nc1_at
+
+        for r in self.rows:
+            for prefix in ("nc", "nc_test"):
+                if f"{prefix}/nc1" not in r:
+                    continue
+                spec = {k: r.get(f"{prefix}/nc1_spectrum/{k}") for k in ("ratio", "term", "err")}
+                if spec["ratio"] is None:
+                    raise DataError(
+                        f"{self.path / 'metrics.jsonl'}: epoch {r.get('epoch')} has no {prefix}/nc1_spectrum "
+                        "(written by an older nclab): re-rank needs it; drop --rcond or set train.nc_rcond "
+                        "and re-run"
+                    )
+                r[f"{prefix}/nc1"] = nc1_at(spec, rcond)
+
 
 def load_run(path: str | Path) -> Run:
     """A run directory (:class:`nclab.rundir.RunDir`): needs metrics.jsonl and classes.json;
