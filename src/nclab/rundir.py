@@ -15,7 +15,7 @@ report``, ``nclab table``, ``nclab ufm advise --run`` and ``nclab sweep`` read t
   and geometry files are written to a temporary file in the same directory and ``os.replace``-d; a
   temporary left by a kill is removed on the next start (:meth:`RunDir.remove_stale_temporaries`).
 - **Safe checkpoints.** ``checkpoints/last.pt`` is written atomically and holds only tensors and plain
-  containers, so :meth:`RunDir.load_checkpoint` never unpickles code (:mod:`nclab.train.checkpoint`).
+  containers, so :meth:`RunDir.load_checkpoint` never unpickles code (:mod:`nclab.checkpoint`).
 """
 
 from __future__ import annotations
@@ -131,8 +131,8 @@ class RunDir:
 
     def save_checkpoint(self, state: dict[str, Any]) -> None:
         """Write ``checkpoints/last.pt`` atomically; ``state`` may hold only tensors and plain
-        containers of primitives (:func:`nclab.train.checkpoint.check_safe`, else ``TypeError``)."""
-        from nclab.train import checkpoint
+        containers of primitives (:func:`nclab.checkpoint.check_safe`, else ``TypeError``)."""
+        from nclab import checkpoint
 
         checkpoint.save_atomic(state, self.checkpoint_path)
 
@@ -142,7 +142,7 @@ class RunDir:
         Raises:
             DataError: missing, damaged, unsafe, or lacking a ``required`` key.
         """
-        from nclab.train import checkpoint
+        from nclab import checkpoint
 
         return checkpoint.load(self.checkpoint_path, required=required)
 

@@ -54,7 +54,7 @@ def _started(cfg_path, run_dir, rounds_done=0):
     params = [torch.from_numpy(p.copy()) for p in run.initial_state()]
     for r in range(1, rounds_done + 1):
         rundir.append_row(run_dir / "metrics.jsonl", {"epoch": r, "round": r, "acc/all": 0.5})
-    from nclab.train.checkpoint import save_atomic
+    from nclab.checkpoint import save_atomic
 
     save_atomic({"round": rounds_done, "params": params}, run.run.checkpoint_path)
     run.close()

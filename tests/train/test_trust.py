@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from nclab import checkpoint as ckpt
 from nclab import rundir
 from nclab.cli import main
 from nclab.errors import DataError
 from nclab.train import Trainer, load_config
-from nclab.train import checkpoint as ckpt
 from tests.conftest import cli_env
 
 SMOKE = """\

@@ -1,9 +1,4 @@
-"""Classifier heads: features ``(B, d)`` -> logits ``(B, K)``.
-
-Contract: every head is an ``nn.Module`` with ``forward(features) -> logits``, a ``weight`` tensor
-``(K, d)`` (the effective classifier rows, a parameter or a buffer), ``bias`` (``(K,)`` or None),
-and ``diagnostics() -> dict`` of floats (norms, alignment). Register with ``@register_head``.
-"""
+"""The head registry, its factory and the learnable linear head. (re-exported by :mod:`nclab.heads`; see its docstring)."""
 
 from __future__ import annotations
 
@@ -45,7 +40,3 @@ class LinearHead(nn.Linear):
 def linear(in_features: int, num_classes: int, *, bias: bool = True) -> nn.Module:
     """Learnable linear head (papers.md section 2)."""
     return LinearHead(in_features, num_classes, bias=bias)
-
-
-from nclab.heads import etf as _etf  # noqa: E402,F401  (registers the ETF and cosine heads)
-from nclab.heads import gela as _gela  # noqa: E402,F401  (registers FedGELA's head)

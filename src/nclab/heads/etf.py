@@ -17,7 +17,7 @@ from torch import nn
 
 from nclab.errors import ConfigError
 from nclab.geometry import etf_classifier, nearest_etf, simplex_etf
-from nclab.heads import register_head
+from nclab.heads.base import register_head
 
 
 class FixedETFHead(nn.Module):

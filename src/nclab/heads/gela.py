@@ -23,7 +23,7 @@ from torch import nn
 
 from nclab.errors import ConfigError, NclabError
 from nclab.geometry import simplex_etf
-from nclab.heads import register_head
+from nclab.heads.base import register_head
 
 
 def gela_scales(client_counts: Sequence[int] | torch.Tensor, c: float | None = None) -> torch.Tensor:

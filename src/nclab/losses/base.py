@@ -1,9 +1,4 @@
-"""Losses for long-tailed training. Each takes the class counts at construction.
-
-``create_loss(name, counts, **params)`` returns an ``nn.Module`` called as ``loss(logits, targets)``
-(mean over the batch). Losses with an epoch-dependent schedule (DRW) expose ``set_epoch(epoch)``.
-Register with ``@register_loss``.
-"""
+"""The loss registry, its factory and cross-entropy. (re-exported by :mod:`nclab.losses`; see its docstring)."""
 
 from __future__ import annotations
 
@@ -49,9 +44,3 @@ class CrossEntropy(nn.Module):
 def ce(counts: Sequence[int], *, label_smoothing: float = 0.0) -> nn.Module:
     """Cross-entropy (optionally label-smoothed)."""
     return CrossEntropy(counts, label_smoothing)
-
-
-from nclab.losses import longtail as _longtail  # noqa: E402,F401  (registers the long-tailed losses)
-from nclab.losses.longtail import class_balanced_weights, posthoc_logit_adjust  # noqa: E402
-
-__all__ = ["create_loss", "list_losses", "register_loss", "class_balanced_weights", "posthoc_logit_adjust"]

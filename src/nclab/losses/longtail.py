@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nclab.errors import ConfigError
-from nclab.losses import register_loss
+from nclab.losses.base import register_loss
 
 
 def _counts(counts: Sequence[int]) -> torch.Tensor:

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nclab.errors import ConfigError
-from nclab.models import register_model
+from nclab.models.base import register_model
 
 
 def _check_mode(feature_mode: str, feature_dim: int | None, residual: bool) -> bool:
@@ -130,9 +130,7 @@ class _Bottleneck(nn.Module):
 
 
 @register_model
-def resnet32_cifar(
-    *, in_channels: int = 3, feature_dim: int | None = None, feature_mode: str = "project"
-):
+def resnet32_cifar(*, in_channels: int = 3, feature_dim: int | None = None, feature_mode: str = "project"):
     """The LDAM-DRW ResNet-32 for 32x32 inputs (64 features)."""
     narrow = _check_mode(feature_mode, feature_dim, residual=True)
     layers: list[nn.Module] = [

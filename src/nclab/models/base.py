@@ -1,14 +1,4 @@
-"""Backbones that return features; the classifier head lives in :mod:`nclab.heads`.
-
-Contract (as timm's ``forward_features``): every model built by :func:`create_model` is an
-``nn.Module`` with ``forward(x) -> (B, num_features)`` features and an int attribute
-``num_features``. Register new backbones with ``@register_model``.
-
-Factories are strict: an option a backbone does not take raises, naming the accepted ones. The input
-spec is explicit: each backbone names the input argument it uses (``in_channels`` for the image
-backbones, ``in_features`` for the MLP) and :func:`create_model` passes ``inputs`` entries only to the
-backbones whose signature names them.
-"""
+"""The backbone registry, its factory and the MLP backbone. (re-exported by :mod:`nclab.models`; see its docstring)."""
 
 from __future__ import annotations
 
@@ -66,7 +56,3 @@ class MLP(nn.Module):
 def mlp(*, in_features: int, hidden: int = 128, feature_dim: int = 64, depth: int = 2):
     """MLP backbone: ``depth`` Linear+ReLU layers ending in ``feature_dim`` features."""
     return MLP(in_features, hidden, feature_dim, depth)
-
-
-from nclab.models import backbones as _backbones  # noqa: E402,F401  (registers the backbones)
-from nclab.models.network import Network  # noqa: E402,F401  (backbone + head)

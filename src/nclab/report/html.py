@@ -6,8 +6,8 @@ import base64
 import html
 from pathlib import Path
 
+import nclab.report.plots as plots
 from nclab import textfmt
-from nclab.report import plots
 from nclab.report.rundir import Run, load_run
 
 FINAL_KEYS = [

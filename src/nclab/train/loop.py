@@ -23,10 +23,14 @@ from nclab.data.lazy import iter_batches
 from nclab.errors import NclabError
 from nclab.models.network import Network
 from nclab.rundir import RunDir, with_meta
-from nclab.train import builtin_hooks as bh
-from nclab.train import checkpoint as ckpt
 from nclab.train.build import build_modules, build_optimizer, lr_factor  # noqa: F401  (public here too)
-from nclab.train.builtin_hooks import mixup_batch  # noqa: F401  (public here since 0.1)
+from nclab.train.builtin_hooks import (
+    HeadMeans,
+    LossSchedule,
+    Mixup,
+    OnlineNC,
+    mixup_batch,  # noqa: F401  (public here since 0.1)
+)
 from nclab.train.config import Config, config_sources, to_yaml
 from nclab.train.data_setup import load_data, preprocess
 from nclab.train.device import (  # noqa: F401  (steps_per_epoch, amp_dtype, to_device: public here too)
@@ -38,6 +42,7 @@ from nclab.train.device import (  # noqa: F401  (steps_per_epoch, amp_dtype, to_
     to_device,
 )
 from nclab.train.evaluate import evaluate
+from nclab.train.hook_state import hook_states, restore_hooks
 from nclab.train.hooks import HookContext, TrainHook
 
 
@@ -121,16 +126,16 @@ class Trainer:
         # the online statistics on the step's loss before extra terms, the nearest-ETF head's means
         builtin: list[TrainHook] = []
         if hasattr(self.loss_fn, "set_epoch"):
-            builtin.append(bh.LossSchedule(self.loss_fn))
+            builtin.append(LossSchedule(self.loss_fn))
         if cfg.train.mixup_alpha > 0:
-            builtin.append(bh.Mixup(cfg.train.mixup_alpha))
+            builtin.append(Mixup(cfg.train.mixup_alpha))
         self.online = None
         if cfg.train.nc_tracking and cfg.train.nc_source == "online":
             k, dim = len(self.data.counts), self.model.num_features
-            self.online = bh.OnlineNC(k, dim, self.device, rank=self.rank, world=self.world)
+            self.online = OnlineNC(k, dim, self.device, rank=self.rank, world=self.world)
             builtin.append(self.online)
         if hasattr(self.head, "update_means"):
-            builtin.append(bh.HeadMeans())
+            builtin.append(HeadMeans())
         self.hooks = builtin + self.hooks
         self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
         self.ctx = HookContext(
@@ -219,7 +224,7 @@ class Trainer:
             "optimizer": self.opt.state_dict(),
             "scheduler": self.sched.state_dict(),
             "scaler": self.scaler.state_dict(),
-            "hooks": ckpt.hook_states(self.hooks),
+            "hooks": hook_states(self.hooks),
             "epoch": self.epoch,
             "step_in_epoch": self.step_in_epoch,
             "global_step": self.global_step,
@@ -241,7 +246,7 @@ class Trainer:
             ) from None
         if s.get("scaler") and self.scaler.is_enabled():  # AMP-off and CPU runs save an empty state
             self.scaler.load_state_dict(s["scaler"])
-        ckpt.restore_hooks(self.hooks, s, self.dir)  # keyed by hook name: a different set is an error
+        restore_hooks(self.hooks, s, self.dir)  # keyed by hook name: a different set is an error
         torch.set_rng_state(s["torch_rng"])
         self.epoch, self.step_in_epoch, self.global_step = s["epoch"], s["step_in_epoch"], s["global_step"]
         self.elapsed_before = s["elapsed"]
@@ -388,7 +393,7 @@ class Trainer:
     def _stage2(self) -> None:
         """Two-stage method on the frozen backbone (nclab.train.two_stage); one extra metrics.jsonl row
         with ``stage`` = the method, evaluated exactly like the training epochs."""
-        from nclab.train import two_stage as ts
+        import nclab.train.two_stage as ts
 
         s2, d = self.cfg.stage2, self.data
         bs = self.cfg.train.eval_batch_size

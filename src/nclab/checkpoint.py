@@ -9,9 +9,8 @@ containers of primitives (``dict``, ``list``, ``tuple``, ``str``, ``int``, ``flo
 ``uint8`` tensors (``torch.get_rng_state()``); a NumPy RNG state would be stored as its
 ``bit_generator.state`` dict of ints.
 
-Only :class:`nclab.rundir.RunDir` saves and loads (``save_checkpoint`` / ``load_checkpoint``). Training
-hooks' states are keyed by hook name (:func:`hook_states`, :func:`restore_hooks`), so a resume whose
-hooks differ from the checkpoint's is an error naming both sets.
+Only :class:`nclab.rundir.RunDir` saves and loads (``save_checkpoint`` / ``load_checkpoint``); the
+training hooks' states inside a checkpoint are keyed by :mod:`nclab.train.hook_state`.
 """
 
 from __future__ import annotations
@@ -20,13 +19,13 @@ import os
 import pickle
 import zipfile
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from nclab.errors import DataError, NclabError
+from nclab.errors import DataError
 
 _PLAIN = (str, int, float, bool, type(None))  # exact types: numpy.float64 is a float but pickles as numpy
 _TORCH = (torch.Tensor, torch.Size, torch.dtype, torch.device)
@@ -126,52 +125,3 @@ def _damaged(p: Path, why: str) -> str:
         "atomically, so this means the file was changed afterwards); restore it from a backup or start "
         "a new run"
     )
-
-
-def hook_names(hooks: Sequence[Any]) -> list[str]:
-    """The checkpoint keys of ``hooks``: the class name, numbered when a class appears twice.
-
-    >>> class A: ...
-    >>> class B: ...
-    >>> hook_names([A(), B(), A()])
-    ['A#0', 'B', 'A#1']
-    """
-    names = [type(h).__name__ for h in hooks]
-    return [n if names.count(n) == 1 else f"{n}#{names[:i].count(n)}" for i, n in enumerate(names)]
-
-
-def hook_states(hooks: Sequence[Any]) -> dict[str, Any]:
-    """Each hook's ``state_dict()`` under its :func:`hook_names` key (a checkpoint's ``hooks``)."""
-    return dict(zip(hook_names(hooks), (h.state_dict() for h in hooks)))
-
-
-def restore_hooks(hooks: Sequence[Any], state: dict[str, Any], run_dir: str | Path) -> None:
-    """Load each hook's state from the checkpoint ``state`` of the run in ``run_dir``.
-
-    Raises:
-        NclabError: the checkpoint's hooks differ from ``hooks`` (align.strategies or the head changed).
-    """
-    saved = state.get("hooks", {})
-    if isinstance(saved, list):  # earlier checkpoints: the other hooks' states in order
-        saved = _legacy_hook_states(hooks, saved, state)
-    names = hook_names(hooks)
-    if set(saved) != set(names):
-        raise NclabError(
-            f"cannot resume {run_dir}: the checkpoint's training hooks {sorted(saved)} differ from "
-            f"this config's {sorted(names)} (align.strategies or the head changed): "
-            "resume with the run's own config.yaml"
-        )
-    for h, name in zip(hooks, names):
-        h.load_state_dict(saved[name])
-
-
-def _legacy_hook_states(hooks: Sequence[Any], states: list, state: dict[str, Any]) -> dict[str, Any]:
-    """Hook states of a checkpoint written before the loop's own features became hooks."""
-    from nclab.train import builtin_hooks as bh
-
-    new = (bh.LossSchedule, bh.Mixup, bh.OnlineNC)
-    out = {n: {} for n, h in zip(hook_names(hooks), hooks) if isinstance(h, new)}
-    out.update(zip([n for n, h in zip(hook_names(hooks), hooks) if not isinstance(h, new)], states))
-    if "OnlineNC" in out and "online_stats" in state:
-        out["OnlineNC"] = {"stats": state["online_stats"], "loss": state["online_loss"]}
-    return out
