@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -26,10 +28,58 @@ SRC = ROOT / "src"
 torch.set_num_threads(int(os.environ.get("NCLAB_TEST_THREADS", "1")))
 
 
+# Tests that start a Ray instance (Flower's simulation, nclab sweep --engine ray, the Ray watchdog) share
+# one xdist group: under `pytest -n 2 --dist loadgroup` (scripts/test.sh) they run one after another in
+# one worker while the other worker takes the rest, never two Ray instances on the 2 cores at once.
+RAY_TESTS = ("tests/fed/", "tests/sweep/test_ray.py", "tests/test_raywatch.py", "test_fed_sweep")
+
+
+def pytest_configure(config):
+    # registered here too, so that --strict-markers accepts it where pytest-xdist is not installed
+    config.addinivalue_line("markers", "xdist_group(name): run the group's tests in one xdist worker")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if any(key in item.nodeid for key in RAY_TESTS):
+            item.add_marker(pytest.mark.xdist_group("ray"))
+
+
 @pytest.fixture(autouse=True)
 def _deterministic():
     torch.manual_seed(0)
     yield
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (a gloo rendezvous)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_ranks(fn, *args, nprocs: int = 2, timeout: float = 300) -> None:
+    """Run ``fn(rank, *args)`` in ``nprocs`` forked processes and wait for all of them.
+
+    Forked, not spawned: a spawned child imports torch, nclab and the test module again (~40 s of a
+    loaded 2-core machine for a test that computes for milliseconds); a fork starts with them loaded.
+    The test process uses one intra-op thread (above), so no OpenMP pool is forked. A child that
+    fails raises here (torch.multiprocessing's ProcessRaisedException); one that hangs is killed at
+    ``timeout``.
+    """
+    import torch.multiprocessing as mp
+
+    ctx = mp.start_processes(fn, args=args, nprocs=nprocs, join=False, start_method="fork")
+    deadline = time.monotonic() + timeout
+    try:
+        while not ctx.join(timeout=1):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{nprocs} ranks still running after {timeout:.0f} s")
+    finally:
+        for p in ctx.processes:
+            if p.is_alive():
+                p.kill()
+                p.join()
 
 
 def cli_env() -> dict[str, str]:

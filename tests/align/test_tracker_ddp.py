@@ -2,20 +2,13 @@
 to one process fed the whole batch (gloo, 2 processes)."""
 
 import os
-import socket
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 from nclab.align.tracker import EMAClassMeans
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.conftest import free_port, run_ranks
 
 
 def _worker(rank: int, world: int, port: int, out: str) -> None:
@@ -35,7 +28,7 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
 
 @pytest.mark.slow
 def test_tracker_is_identical_on_every_rank_and_equals_one_process(tmp_path):
-    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    run_ranks(_worker, 2, free_port(), str(tmp_path))
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
     assert torch.equal(r0["means"], r1["means"]) and torch.equal(r0["seen"], r1["seen"])
     g = torch.Generator().manual_seed(0)
