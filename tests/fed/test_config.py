@@ -30,7 +30,10 @@ def test_every_fed_config_loads():
         ("local.lr=fast", "Valid keys"),
         ("data.name=imagenet_lt", "data.name"),
         ("data.augment=true", "data.augment"),
-        ("head.name=linear", "fedgela needs its own head"),
+        ("head.name=linear", "fedgela needs a FedGELA head"),
+        ("aggregate_by=clients", "aggregate_by must be samples or batches"),
+        ("local.grad_clip=-1", "local.grad_clip must be >= 0"),
+        ("data.val_fraction=1.0", "data.val_fraction must be in"),
         ("lr=0.1", "lr moved to local.lr"),
         ("model=mlp", "model moved to model.name"),
     ],
@@ -72,6 +75,27 @@ def test_each_method_gets_its_head():
     assert method_head(cfg) == ("cosine", {"tau": 8})
 
 
+def test_the_authors_fedgela_fragment_sets_head_optimiser_and_aggregation():
+    """configs/recipes/fed_gela_authors.yaml: FedGELA as its authors' code runs it (docs/fed.md)."""
+    from nclab.fed.config import method_head
+
+    cfg = load_fed_config([SMOKE, SMOKE.parent / "fed_gela_authors.yaml"], ["seed=5"])
+    assert cfg.method == "fedgela" and cfg.aggregate_by == "batches"
+    loc = cfg.local
+    assert (loc.lr, loc.momentum, loc.weight_decay, loc.batch_size) == (0.01, 0.9, 1e-4, 64)
+    assert loc.drop_last and loc.grad_clip == 20.0
+    assert method_head(cfg) == (
+        "gela_authors",
+        {"seed": 5, "temperature": 0.2},
+    )  # the ETF from the run's seed
+    cfg = load_fed_config(
+        [SMOKE, SMOKE.parent / "fed_gela_authors.yaml"], ["head.kwargs.seed=1", "head.kwargs.p=6"]
+    )
+    assert method_head(cfg) == ("gela_authors", {"seed": 1, "temperature": 0.2, "p": 6})
+    default = load_fed_config(SMOKE)  # nclab's defaults are unchanged
+    assert (default.aggregate_by, default.local.grad_clip, default.local.drop_last) == ("samples", 0.0, False)
+
+
 def test_cifar_fed_configs_build_and_a_client_trains(tmp_path):
     import numpy as np
     import torch
@@ -79,7 +103,7 @@ def test_cifar_fed_configs_build_and_a_client_trains(tmp_path):
     from nclab.fed.apps import NclabClient
     from nclab.fed.local import shared_state
     from nclab.fed.setup import build_setup
-    from tests.train.test_configs import _tiny_cifar
+    from tests.train.test_config import _tiny_cifar
 
     _tiny_cifar(tmp_path / "data", "cifar10", 10)
     cfg = load_fed_config(

@@ -1,5 +1,5 @@
-"""Flower factories (fed/flower.py): FedAvg aggregation, and the strategy announces each round on stderr
-(a bar on a terminal)."""
+"""Flower factories (fed/flower.py): FedAvg aggregation (by samples or by batches), and the strategy
+announces each round on stderr (a bar on a terminal)."""
 
 from pathlib import Path
 
@@ -47,3 +47,41 @@ def test_weighted_average_uses_sample_counts():
     out = weighted_average([(a, 1), (b, 3)])
     np.testing.assert_allclose(out[0], [2.5, 5.0])
     np.testing.assert_allclose(out[1], [[3.0]])
+
+
+@pytest.mark.parametrize("by", ["samples", "batches"])
+def test_the_strategy_weights_clients_by_samples_or_batches(by):
+    """aggregate_by=batches (FedGELA's code): the mean weighted by each client's training batches, not its
+    samples; against a by-hand weighted mean."""
+    cfg = load_fed_config(ROOT / "configs" / "recipes" / "fed_synthetic.yaml", [f"aggregate_by={by}"])
+    a = [np.array([1.0, 2.0], np.float32), np.array([3], np.int64)]
+    b = [np.array([5.0, -2.0], np.float32), np.array([7], np.int64)]
+    got = []
+    strategy = NclabStrategy(cfg, a, lambda r, p, m: got.append(p))
+    res = [
+        (
+            None,
+            FitRes(Status(Code.OK, ""), ndarrays_to_parameters(t), n, {"partition_id": i, "num_batches": nb}),
+        )
+        for i, (t, n, nb) in enumerate([(a, 100, 1), (b, 20, 3)])
+    ]
+    strategy.aggregate_fit(1, res, [])
+    wa, wb = (100 / 120, 20 / 120) if by == "samples" else (1 / 4, 3 / 4)
+    np.testing.assert_allclose(got[0][0], wa * a[0] + wb * b[0], rtol=1e-6)
+    assert got[0][0].dtype == np.float32 and got[0][1].dtype == np.int64  # e.g. num_batches_tracked
+    assert got[0][1].tolist() == [int(wa * 3 + wb * 7)]  # integer state: the mean, truncated
+
+
+def test_a_client_reports_its_training_batches():
+    from nclab.fed.flower import NclabClient
+    from nclab.fed.local import shared_state
+    from nclab.fed.setup import get_setup
+
+    recipes = ROOT / "configs" / "recipes"
+    cfg = load_fed_config(
+        [recipes / "fed_synthetic.yaml", recipes / "fed_gela_authors.yaml"], ["local.batch_size=16"]
+    )
+    s = get_setup(cfg)
+    params = [t.numpy() for t in shared_state(s.build_model())]
+    _, n, metrics = NclabClient(s).fit(params, {"partition_id": 1, "round": 1})
+    assert n == len(s.parts[1]) and metrics["num_batches"] == n // 16  # drop_last: full batches only

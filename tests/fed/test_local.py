@@ -8,6 +8,7 @@ from nclab.fed.local import (
     load_shared_state,
     local_train,
     missing_class_cosine,
+    num_batches,
     predict,
     shared_keys,
     shared_state,
@@ -104,3 +105,87 @@ def test_local_training_on_images_matches_contiguous_layout_and_sends_contiguous
     with torch.no_grad():
         torch.testing.assert_close(feats, ref.model(x), rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(logits, ref.head(ref.model(x)), rtol=1e-4, atol=1e-5)
+
+
+def test_gradient_norm_clipping_matches_one_step_by_hand():
+    """grad_clip: one full-batch SGD step with g * min(1, c / ||g||) (the global norm over all params)."""
+
+    def build():
+        torch.manual_seed(0)
+        return Network(torch.nn.Linear(3, 4), create_head("linear", 4, 3))
+
+    g = torch.Generator().manual_seed(2)
+    x, y = 10 * torch.randn(16, 3, generator=g), torch.randint(0, 3, (16,), generator=g)
+    ref = build()
+    loss = torch.nn.functional.cross_entropy(ref(x)[1], y)
+    grads = torch.autograd.grad(loss, list(ref.parameters()))
+    norm = torch.sqrt(sum((gr.double() ** 2).sum() for gr in grads))
+    clip = 0.5
+    assert norm > clip  # the clip acts
+    expect = [p.detach() - 0.1 * gr * (clip / norm) for p, gr in zip(ref.parameters(), grads)]
+    net = build()
+    cfg = LocalConfig(epochs=1, batch_size=16, lr=0.1, momentum=0.0, weight_decay=0.0, grad_clip=clip)
+    local_train(net, x, y, cfg, generator=torch.Generator().manual_seed(0))
+    for p, e in zip(net.parameters(), expect):
+        torch.testing.assert_close(p.detach(), e.float(), rtol=1e-5, atol=1e-6)
+    unclipped = build()
+    local_train(
+        unclipped,
+        x,
+        y,
+        LocalConfig(epochs=1, batch_size=16, lr=0.1, momentum=0.0, weight_decay=0.0),
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert not torch.allclose(unclipped.head.weight, net.head.weight)
+
+
+@pytest.mark.parametrize("drop_last,steps", [(False, 3), (True, 2)])
+def test_drop_last_skips_the_incomplete_batch(drop_last, steps):
+    """20 samples in batches of 8: 8 + 8 + 4, the 4 dropped with drop_last; num_batches counts the same."""
+    net = Network(torch.nn.Linear(3, 4), create_head("linear", 4, 2))
+    seen = []
+    net.model.register_forward_hook(lambda m, inp, out: seen.append(len(inp[0])))
+    x, y = torch.randn(20, 3), torch.tensor([0, 1] * 10)
+    cfg = LocalConfig(epochs=2, batch_size=8, drop_last=drop_last)
+    local_train(net, x, y, cfg, generator=torch.Generator().manual_seed(0))
+    assert seen == ([8, 8] if drop_last else [8, 8, 4]) * 2
+    assert num_batches(20, cfg) == steps
+    assert num_batches(17, LocalConfig(batch_size=8)) == 2  # a one-sample tail is skipped (BatchNorm)
+    assert num_batches(7, LocalConfig(batch_size=8, drop_last=True)) == 0
+
+
+def test_authors_head_sends_its_parameters_and_batchnorm_statistics_but_not_the_etf():
+    """gela_authors: every parameter trains locally; the projection, the BatchNorm's affine parameters
+    and running statistics travel, the ETF and the client's scales stay local."""
+    k, d = 4, 6
+    torch.manual_seed(0)
+    backbone = torch.nn.Sequential(torch.nn.Linear(3, d), torch.nn.ReLU())
+    net = Network(backbone, create_head("gela_authors", d, k, p=5))
+    keys = shared_keys(net)
+    assert keys == [
+        "model.0.weight", "model.0.bias",
+        "head.projection.0.weight", "head.projection.0.bias", "head.projection.2.weight",
+        "head.projection.2.bias", "head.bn.weight", "head.bn.bias",
+        "head.bn.running_mean", "head.bn.running_var", "head.bn.num_batches_tracked",
+    ]  # fmt: skip
+    net.head.set_scales(gela_scales([5, 5, 0, 0]))
+    before = {n: t.clone() for n, t in net.state_dict().items()}
+    x, y = torch.randn(20, 3), torch.tensor([0, 1] * 10)
+    local_train(net, x, y, LocalConfig(epochs=1, batch_size=8), generator=torch.Generator().manual_seed(0))
+    after = net.state_dict()
+    assert all(not torch.equal(after[n], before[n]) for n in keys)  # all trained, statistics updated
+    assert torch.equal(after["head.etf"], before["head.etf"]) and torch.equal(
+        after["head.phi"], before["head.phi"]
+    )
+    other = Network(
+        torch.nn.Sequential(torch.nn.Linear(3, d), torch.nn.ReLU()), create_head("gela_authors", d, k, p=5)
+    )
+    load_shared_state(other, shared_state(net))
+    assert all(torch.equal(a, b) for a, b in zip(shared_state(net), shared_state(other)))
+    assert torch.equal(other.head.phi, torch.ones(k))  # the receiver keeps its own scales
+    feats, logits = predict(other, x)  # the features the ETF sees: the BatchNorm'd projection
+    other.eval()
+    with torch.no_grad():
+        z = other.head.project(other.model(x))
+    torch.testing.assert_close(feats, z)
+    torch.testing.assert_close(logits, z @ other.head.etf.T / 0.2)

@@ -17,7 +17,7 @@ SMOKE = Path(__file__).resolve().parents[2] / "configs" / "recipes" / "fed_synth
 
 def test_image_data_are_trains_normalised_once(tmp_path):
     from nclab.data import cifar_lt
-    from tests.train.test_configs import _tiny_cifar
+    from tests.train.test_config import _tiny_cifar
 
     _tiny_cifar(tmp_path, "cifar10", 10)
     over = ["data.name=cifar10", f"data.root={tmp_path}", "model.name=cnn_small", "partition.num_clients=5"]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from nclab.errors import NclabError
+from nclab.errors import ConfigError, NclabError
 from nclab.heads import create_head
 from nclab.heads.gela import gela_scales
 
@@ -51,3 +51,76 @@ def test_bad_scales_and_tau():
         create_head("gela", 4, 3).set_scales(torch.ones(2))
     with pytest.raises(NclabError, match="tau must be > 0"):
         create_head("gela", 4, 3, tau=0.0)
+
+
+def _authors_logits_by_hand(head, h, phi, *, train):
+    """BN(W2 relu(W1 h + b1) + b2) @ (diag(phi) E)^T / T, BatchNorm written out (batch statistics with the
+    biased variance in training, the running ones in eval; eps 1e-5)."""
+    l1, l2, bn = head.projection[0], head.projection[2], head.bn
+    u = torch.clamp(h.double() @ l1.weight.double().T + l1.bias.double(), min=0)
+    u = u @ l2.weight.double().T + l2.bias.double()
+    if train:
+        mean, var = u.mean(0), u.var(0, unbiased=False)
+    else:
+        mean, var = bn.running_mean.double(), bn.running_var.double()
+    z = (u - mean) / torch.sqrt(var + 1e-5) * bn.weight.double() + bn.bias.double()
+    return (z @ (torch.diag(phi.double()) @ head.etf.double()).T / head.temperature).float()
+
+
+def test_authors_head_logits_by_hand_and_missing_classes_get_zero():
+    """gela_authors (FedGELA's code, Fan et al. 2023): projection MLP + BatchNorm, ETF logits over T."""
+    k, h_dim, p = 4, 5, 3
+    torch.manual_seed(0)
+    head = create_head("gela_authors", h_dim, k, p=p, temperature=0.5, seed=2)
+    with torch.no_grad():  # a non-trivial affine BatchNorm
+        head.bn.weight.copy_(torch.tensor([1.5, 0.5, 2.0]))
+        head.bn.bias.copy_(torch.tensor([0.1, -0.2, 0.3]))
+    etf = head.etf
+    assert etf.shape == (k, p)
+    gram = k / (k - 1) * (torch.eye(k) - 1.0 / k)  # a simplex ETF in p = K-1 dimensions
+    torch.testing.assert_close(etf @ etf.T, gram, atol=1e-5, rtol=0)
+    counts = [5, 0, 3, 0]
+    head.set_scales(gela_scales(counts))
+    phi = torch.tensor([4.0 * 5 / 8, 0.0, 4.0 * 3 / 8, 0.0])
+    x = torch.randn(6, h_dim)
+    head.train()
+    out = head(x)
+    torch.testing.assert_close(out, _authors_logits_by_hand(head, x, phi, train=True), rtol=1e-5, atol=1e-5)
+    assert torch.all(out[:, [1, 3]] == 0)  # missing classes: logit exactly 0
+    head.eval()  # running statistics after one update: momentum 0.1 from (0, 1), unbiased variance
+    u = head.projection(x).detach()
+    torch.testing.assert_close(head.bn.running_mean, 0.1 * u.mean(0))
+    torch.testing.assert_close(head.bn.running_var, 0.9 + 0.1 * u.var(0, unbiased=True))
+    out = head(x)
+    torch.testing.assert_close(out, _authors_logits_by_hand(head, x, phi, train=False), rtol=1e-5, atol=1e-5)
+    assert torch.all(out[:, [1, 3]] == 0)
+    # every parameter trained (projection and BatchNorm), the ETF and the scales are buffers
+    names = {n for n, _ in head.named_parameters()}
+    assert names == {
+        "projection.0.weight",
+        "projection.0.bias",
+        "projection.2.weight",
+        "projection.2.bias",
+        "bn.weight",
+        "bn.bias",
+    }
+    assert {"etf", "phi"} <= {n for n, _ in head.named_buffers()} and head.bias is None
+
+
+def test_authors_head_with_phi_one_is_the_plain_etf_on_the_projection():
+    k, h_dim = 3, 4
+    head = create_head("gela_authors", h_dim, k, temperature=0.2, seed=1).eval()
+    x = torch.randn(5, h_dim)
+    z = head.project(x)
+    assert z.shape == (5, h_dim)  # p defaults to the backbone's width
+    assert torch.equal(head.weight, head.etf)  # phi = 1: the generic evaluation's classifier
+    torch.testing.assert_close(head(x), z @ head.etf.T / 0.2)
+    fixed = create_head("fixed_etf", h_dim, k, seed=1)  # the same ETF draw as nclab's fixed head
+    assert torch.equal(head.etf, fixed.weight)
+
+
+def test_bad_authors_head_options():
+    with pytest.raises(ConfigError, match="temperature must be > 0"):
+        create_head("gela_authors", 4, 3, temperature=0.0)
+    with pytest.raises(ConfigError, match="p must be >= K-1"):
+        create_head("gela_authors", 8, 5, p=3)

@@ -17,6 +17,8 @@ from nclab.errors import ConfigError
 from nclab.train.config import DataConfig, HeadConfig, ModelConfig
 
 METHODS = ("fedavg", "fedavg_etf", "fedprox", "fedgela")
+GELA_HEADS = ("gela", "gela_authors")  # the heads method fedgela accepts (nclab's, the authors' code's)
+AGGREGATE_BY = ("samples", "batches")
 #: keys of the earlier flat schema (before the shared data/model/head sections) and where they live now
 MOVED = {
     "model": "model.name",
@@ -49,6 +51,8 @@ class LocalConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     prox_mu: float = 0.01  # FedProx's mu (method fedprox only)
+    grad_clip: float = 0.0  # clip the gradient's global L2 norm at this value before each step (0: off)
+    drop_last: bool = False  # skip each epoch's last incomplete batch (FedGELA's code does)
 
 
 @dataclass
@@ -62,6 +66,7 @@ class FedConfig:
     model: ModelConfig = field(default_factory=lambda: ModelConfig(name="cnn_small"))
     head: HeadConfig = field(default_factory=lambda: HeadConfig(name=""))  # "": the method's head
     local: LocalConfig = field(default_factory=LocalConfig)
+    aggregate_by: str = "samples"  # weight of a client in the server's mean: samples | batches (per epoch)
     gela_c: float | None = None  # FedGELA's C (None: K)
     tau: float = 10.0  # logit scale of the methods' ETF heads on normalised features
     nc_samples: int = 5000  # training samples used for the NC metrics of the aggregated model
@@ -73,7 +78,10 @@ class FedConfig:
 def method_head(cfg: FedConfig) -> tuple[str, dict[str, Any]]:
     """The head (registry name, options) of ``cfg``: ``head.name`` when set, else the method's own:
     linear (fedavg, fedprox), a fixed ETF on normalised features scaled by ``tau`` (fedavg_etf) or
-    FedGELA's ``gela`` head; the ETF heads draw their ETF from the run's seed."""
+    FedGELA's ``gela`` head; the ETF heads draw their ETF from the run's seed (``gela_authors`` too,
+    unless its ``kwargs`` name a seed)."""
+    if cfg.head.name == "gela_authors":
+        return cfg.head.name, {"seed": cfg.seed, **dict(cfg.head.kwargs)}
     if cfg.head.name:
         return cfg.head.name, dict(cfg.head.kwargs)
     if cfg.method == "fedavg_etf":
@@ -112,14 +120,26 @@ def load_fed_config(
             d.name in ("fmnist", "cifar10", "cifar100", "synthetic"),
             f"data.name must be fmnist, cifar10, cifar100 or synthetic, got {d.name!r}",
         ),
+        (not d.augment, "data.augment is not used by federated runs: leave it unset"),
         (
-            not d.augment and d.val_fraction == 0,
-            "data.augment and data.val_fraction are not used by federated runs: leave them unset",
+            0 <= d.val_fraction < 1,
+            f"data.val_fraction must be in [0, 1) (the validation split carved before partitioning), "
+            f"got {d.val_fraction}",
         ),
         (
-            out.method != "fedgela" or out.head.name in ("", "gela"),
-            "method fedgela needs its own head: leave head.name empty (or gela)",
+            out.method != "fedgela" or out.head.name in ("", *GELA_HEADS),
+            f"method fedgela needs a FedGELA head: leave head.name empty or set {' or '.join(GELA_HEADS)}, "
+            f"got {out.head.name!r}",
         ),
+        (
+            out.aggregate_by in AGGREGATE_BY,
+            f"aggregate_by must be samples or batches, got {out.aggregate_by!r}",
+        ),
+        (
+            out.local.grad_clip >= 0,
+            f"local.grad_clip must be >= 0 (0: no clipping), got {out.local.grad_clip}",
+        ),
+        (out.local.batch_size >= 1, f"local.batch_size must be >= 1, got {out.local.batch_size}"),
         (p.kind in ("pcdd", "dirichlet"), f"partition.kind must be pcdd or dirichlet, got {p.kind!r}"),
         (
             1 <= out.clients_per_round <= p.num_clients,

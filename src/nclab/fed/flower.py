@@ -24,7 +24,14 @@ from flwr.server import ServerApp, ServerAppComponents, ServerConfig
 from flwr.server.strategy import FedAvg
 
 from nclab.fed.config import FedConfig, load_fed_config
-from nclab.fed.local import load_shared_state, local_train, missing_class_cosine, predict, shared_state
+from nclab.fed.local import (
+    load_shared_state,
+    local_train,
+    missing_class_cosine,
+    num_batches,
+    predict,
+    shared_state,
+)
 from nclab.fed.setup import FedSetup, get_setup
 from nclab.heads.gela import gela_scales
 from nclab.progress import progress
@@ -59,8 +66,9 @@ class NclabClient(NumPyClient):
             "partition_id": pid,
             "train_loss": loss,
             "personal_acc": float((pred == yt).float().mean()) if len(yt) else float("nan"),
+            "num_batches": num_batches(len(y), cfg.local),  # the weight of aggregate_by=batches
         }
-        if any(p.requires_grad for p in model.head.parameters()):  # a learnable head
+        if isinstance(getattr(model.head, "weight", None), torch.nn.Parameter):  # learnable classifier rows
             cos = missing_class_cosine(model.head.weight.detach().cpu(), s.client_counts[pid])
             if cos is not None:
                 metrics["missing_class_cos"] = cos
@@ -82,10 +90,12 @@ def make_client_app(cfg: FedConfig | None = None) -> ClientApp:
 
 
 def weighted_average(results: list[tuple[list[np.ndarray], int]]) -> list[np.ndarray]:
-    """FedAvg aggregation: sum_k (n_k / sum_j n_j) theta_k, tensor by tensor (McMahan et al. 2017)."""
+    """FedAvg aggregation: sum_k (n_k / sum_j n_j) theta_k, tensor by tensor (McMahan et al. 2017);
+    ``n_k`` is a client's sample count, or its number of training batches (FedGELA's code, Fan et al.
+    2023)."""
     total = sum(n for _, n in results)
     if total <= 0:
-        raise ValueError("no samples in the aggregated results")
+        raise ValueError("the aggregated results have zero total weight (no samples or no batches)")
     out = [np.zeros_like(np.asarray(t, dtype=np.float64)) for t in results[0][0]]
     for tensors, n in results:
         for acc, t in zip(out, tensors):
@@ -93,8 +103,17 @@ def weighted_average(results: list[tuple[list[np.ndarray], int]]) -> list[np.nda
     return [o.astype(np.asarray(t).dtype) for o, t in zip(out, results[0][0])]
 
 
+def client_weight(cfg: FedConfig, num_examples: int, metrics: dict[str, Any]) -> int:
+    """A client's weight in the server's mean: its sample count (``aggregate_by: samples``) or its
+    training batches per epoch (``batches``, as FedGELA's code weights)."""
+    if cfg.aggregate_by == "batches":
+        return int(metrics["num_batches"])
+    return int(num_examples)
+
+
 class NclabStrategy(FedAvg):
-    """FedAvg with seeded client sampling, sample-weighted aggregation and a per-round callback.
+    """FedAvg with seeded client sampling, sample- (or batch-) weighted aggregation and a per-round
+    callback.
 
     ``on_round(round, aggregated tensors, client metrics)`` evaluates, logs and checkpoints. Progress
     over the rounds goes to stderr: a bar on a terminal, else a line when each round starts.
@@ -145,7 +164,10 @@ class NclabStrategy(FedAvg):
     def aggregate_fit(self, server_round, results, failures):
         if failures:
             raise RuntimeError(f"{len(failures)} client(s) failed in round {server_round}: {failures[:1]}")
-        pairs = [(parameters_to_ndarrays(r.parameters), r.num_examples) for _, r in results]
+        pairs = [
+            (parameters_to_ndarrays(r.parameters), client_weight(self.cfg, r.num_examples, r.metrics))
+            for _, r in results
+        ]
         agg = weighted_average(pairs)
         self.on_round(server_round + self.round_offset, agg, [dict(r.metrics) for _, r in results])
         if self._bar is not None:
@@ -175,4 +197,11 @@ def make_server_app(
     return ServerApp(server_fn=server_fn)
 
 
-__all__ = ["NclabClient", "NclabStrategy", "make_client_app", "make_server_app", "weighted_average"]
+__all__ = [
+    "NclabClient",
+    "NclabStrategy",
+    "client_weight",
+    "make_client_app",
+    "make_server_app",
+    "weighted_average",
+]

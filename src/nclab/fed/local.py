@@ -2,8 +2,9 @@
 
 A client trains a :class:`nclab.models.Network` (backbone + head from the registries). Only the state
 :func:`shared_keys` names travels between server and clients: the backbone's (BatchNorm running
-statistics included, averaged by sample count like the parameters) and the head's parameters. A fixed
-head's ETF is a buffer drawn from the run's seed on every side, identical everywhere without being sent.
+statistics included, averaged with the server's client weights like the parameters), the head's
+parameters and the running statistics of a head's BatchNorm layers (``gela_authors``). A fixed head's
+ETF (and FedGELA's per-client scales) are buffers rebuilt from the run's seed on every side, never sent.
 """
 
 from __future__ import annotations
@@ -19,9 +20,22 @@ from nclab.models.network import Network
 
 
 def shared_keys(net: Network) -> list[str]:
-    """State keys exchanged with the server: the backbone's state and the head's parameters."""
-    params = {f"head.{n}" for n, _ in net.head.named_parameters()}
-    return [k for k in net.state_dict() if not k.startswith("head.") or k in params]
+    """State keys exchanged with the server: the backbone's state, the head's parameters and the
+    buffers (running statistics) of the head's BatchNorm layers."""
+    sent = {f"head.{n}" for n, _ in net.head.named_parameters()}
+    for name, mod in net.head.named_modules():
+        if isinstance(mod, nn.modules.batchnorm._BatchNorm):
+            sent |= {f"head.{name}.{b}" for b, _ in mod.named_buffers(recurse=False)}
+    return [k for k in net.state_dict() if not k.startswith("head.") or k in sent]
+
+
+def num_batches(n: int, cfg: LocalConfig) -> int:
+    """Local steps per epoch on ``n`` samples, as :func:`local_train` takes them: full batches, plus
+    the last incomplete one unless ``drop_last`` (or it holds a single sample, which BatchNorm cannot
+    use); FedGELA's code weights the server's mean by this count."""
+    full, rest = divmod(n, cfg.batch_size)
+    sizes = [cfg.batch_size] * full + ([rest] if rest else [])
+    return sum(1 for b in sizes if not (b < 2 <= n) and not (cfg.drop_last and b < cfg.batch_size))
 
 
 def shared_state(net: Network) -> list[torch.Tensor]:
@@ -58,7 +72,9 @@ def local_train(
     prox_mu: float = 0.0,
 ) -> float:
     """SGD on one client's data; FedProx adds ``(mu/2) ||w - w_global||^2`` (Li et al., MLSys 2020)
-    with ``mu = prox_mu`` (0: plain FedAvg).
+    with ``mu = prox_mu`` (0: plain FedAvg). A fresh optimiser every call (every client, every round);
+    ``cfg.grad_clip`` > 0 clips the gradient's global L2 norm before each step, ``cfg.drop_last`` skips
+    each epoch's last incomplete batch (both as FedGELA's code trains, Fan et al. 2023).
 
     Returns:
         mean training loss over the local steps.
@@ -76,6 +92,8 @@ def local_train(
             idx = order[start : start + cfg.batch_size]
             if len(idx) < 2 and len(y) >= 2:  # BatchNorm needs two samples
                 continue
+            if cfg.drop_last and len(idx) < cfg.batch_size:
+                continue
             xb = x[idx].to(dev)
             if images:
                 xb = xb.contiguous(memory_format=torch.channels_last)
@@ -84,6 +102,8 @@ def local_train(
                 loss = loss + 0.5 * prox_mu * sum(((p - a) ** 2).sum() for p, a in zip(params, anchor))
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             opt.step()
             total += float(loss.detach())
             steps += 1
@@ -93,7 +113,8 @@ def local_train(
 @torch.no_grad()
 def predict(net: Network, x: torch.Tensor, batch_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
     """Features ``(N, d)`` and logits ``(N, K)`` in eval mode (on the CPU, computed on the model's
-    device)."""
+    device). The features are those the classifier rows act on: the head's ``project(h)`` when it has
+    one (``gela_authors``: the BatchNorm'd projection), else the backbone's output."""
     net.eval()
     dev = next(net.parameters()).device
     images = _channels_last(net, x)
@@ -101,6 +122,8 @@ def predict(net: Network, x: torch.Tensor, batch_size: int = 1024) -> tuple[torc
     for start in range(0, len(x), batch_size):
         xb = x[start : start + batch_size].to(dev)
         f, out = net(xb.contiguous(memory_format=torch.channels_last) if images else xb)
+        if hasattr(net.head, "project"):
+            f = net.head.project(f)
         feats.append(f.float().cpu())
         logits.append(out.cpu())
     return torch.cat(feats), torch.cat(logits)

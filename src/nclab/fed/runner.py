@@ -3,7 +3,8 @@
 Writes the run directory of docs/contracts.md through :class:`nclab.rundir.RunDir` (``config.yaml``,
 ``classes.json``, ``metrics.jsonl`` with one line per round, ``geometry/<round>.npz``,
 ``checkpoints/last.pt``) plus ``clients.json``, so ``nclab report`` draws federated runs like centralised
-ones (``epoch`` = round); accuracy is centralised evaluation's (:func:`nclab.train.evaluate.accuracy_row`).
+ones (``epoch`` = round); accuracy is centralised evaluation's (:func:`nclab.train.evaluate.accuracy_row`),
+plus ``val/acc`` and ``val/balanced_acc`` on the validation split when ``data.val_fraction`` > 0.
 """
 
 from __future__ import annotations
@@ -107,6 +108,8 @@ class FedRun:
         _, logits = predict(model, d.test_x)
         row: dict[str, Any] = {"epoch": rnd, "round": rnd, "wall_time": time.time() - self._t0}
         row.update(accuracy_row(class_hits(logits, d.test_y, s.num_classes), d.test_y, d.counts))
+        if d.val_x is not None:  # model selection (e.g. the learning rate) never looks at the test set
+            row.update(val_row(class_hits(predict(model, d.val_x)[1], d.val_y, s.num_classes), d.val_y))
         for key in ("personal_acc", "missing_class_cos", "train_loss"):
             vals = [m[key] for m in client_metrics if key in m and np.isfinite(m[key])]
             row[f"fed/{key}"] = float(np.mean(vals)) if vals else None
@@ -144,6 +147,17 @@ class FedRun:
         personal = row["fed/personal_acc"]
         personal_txt = "n/a" if personal is None else f"{personal:.4f}"
         print(f"round {rnd}/{self.cfg.rounds}: acc {row['acc/all']:.4f} personal {personal_txt}", flush=True)
+
+
+def val_row(hits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    """``val/acc`` (overall) and ``val/balanced_acc`` (mean over the classes present) of the aggregated
+    model on the validation split, as centralised training's model selection reads them."""
+    tot = torch.bincount(labels, minlength=len(hits)).float()
+    hits, present = hits.cpu().float(), tot > 0
+    return {
+        "val/acc": float(hits.sum() / tot.sum()),
+        "val/balanced_acc": float((hits[present] / tot[present]).mean()),
+    }
 
 
 def resume_fed(run_dir: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Path:

@@ -3,7 +3,9 @@
 Built once per process (``get_setup``) so that Flower's simulation workers load the data once; every
 piece is a deterministic function of the config and its seed, so the server and all clients agree on
 the partition and on the fixed ETF heads without sending them. The data are ``nclab train``'s
-(:func:`nclab.train.data_setup.load_data`), preprocessed once for the whole run.
+(:func:`nclab.train.data_setup.load_data`), preprocessed once for the whole run; with
+``data.val_fraction`` > 0 the validation split is carved from every class of the training set before
+the partition, so the clients never train on it.
 """
 
 from __future__ import annotations
@@ -77,6 +79,8 @@ def build_setup(cfg: FedConfig) -> FedSetup:
 
     data = load_data(cfg.data, cfg.seed)
     data.train_x, data.test_x = preprocess(data.train_x, data), preprocess(data.test_x, data)
+    if data.val_x is not None:  # data.val_fraction: carved per class by load_data, before partitioning
+        data.val_x = preprocess(data.val_x, data)
     data.mean = data.std = None  # normalised once: preprocess passes the floats through from here on
     y, k, p = data.train_y, len(data.counts), cfg.partition
     if p.kind == "pcdd":

@@ -11,6 +11,12 @@ nclab's choices (the paper leaves them to its code, not public here): features a
 scaled by ``tau`` (default 10), as for ETF heads with normalised features; ``C`` defaults to K, so a
 client with a uniform label distribution over all classes gets ``phi = 1``, the plain ETF used for the
 generic (global) evaluation. Both are configurable.
+
+``gela_authors`` is FedGELA as its authors' code runs it (../shared/fedgela_code.md): the ETF sees a
+trained projection ``z = BN(W2 relu(W1 h))`` (MLP h -> h -> p, then an affine BatchNorm1d(p)), not the
+normalised feature, and the logits are divided by a temperature ``T`` (default 0.2):
+
+    logits = (z @ (diag(phi_k) E)^T) / T
 """
 
 from __future__ import annotations
@@ -78,7 +84,75 @@ class GELAHead(nn.Module):
         return {"phi_min": float(self.phi.min()), "phi_max": float(self.phi.max())}
 
 
+class GELAAuthorsHead(nn.Module):
+    """FedGELA's head as its authors' code runs it (Fan et al. 2023): a trained projection MLP
+    ``Linear(h, h) - ReLU - Linear(h, p)`` and an affine ``BatchNorm1d(p)`` give ``z``; the logits are
+    ``z @ (diag(phi) E)^T / T`` with ``E`` a fixed simplex ETF (K x p, drawn from ``seed``) and ``phi``
+    the client's scales (buffers, never trained). No L2 normalisation.
+
+    :meth:`project` is the feature the ETF sees (``z``), which the NC metrics read; ``weight`` is
+    ``diag(phi) E`` as for :class:`GELAHead`.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        num_classes: int,
+        *,
+        p: int | None = None,
+        temperature: float = 0.2,
+        seed: int = 0,
+    ):
+        super().__init__()
+        dim = in_features if p is None else int(p)
+        if not temperature > 0:
+            raise ConfigError(f"gela_authors: temperature must be > 0, got {temperature}")
+        if dim < num_classes - 1:
+            raise ConfigError(
+                f"gela_authors: projection dim p must be >= K-1 = {num_classes - 1} for the ETF, got p={dim}"
+            )
+        self.projection = nn.Sequential(
+            nn.Linear(in_features, in_features), nn.ReLU(), nn.Linear(in_features, dim)
+        )
+        self.bn = nn.BatchNorm1d(dim)
+        etf = simplex_etf(num_classes, dim, generator=torch.Generator().manual_seed(seed))
+        self.register_buffer("etf", etf)
+        self.register_buffer("phi", torch.ones(num_classes, dtype=etf.dtype))
+        self.temperature = float(temperature)
+        self.bias = None
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """Effective classifier rows ``diag(phi) E`` (K, p)."""
+        return self.phi[:, None] * self.etf
+
+    def set_scales(self, phi: torch.Tensor) -> None:
+        """Set the per-class scales (FedGELA's local adaptation)."""
+        if phi.shape != self.phi.shape:
+            raise NclabError(f"scales must have shape {tuple(self.phi.shape)}, got {tuple(phi.shape)}")
+        self.phi.copy_(phi.to(self.phi))
+
+    def project(self, features: torch.Tensor) -> torch.Tensor:  # (B, h) -> (B, p)
+        """The feature the ETF sees: ``BN(projection(h))``."""
+        return self.bn(self.projection(features))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:  # (B, h) -> (B, K)
+        return self.project(features) @ self.weight.T / self.temperature
+
+    def diagnostics(self) -> dict[str, float]:
+        return {"phi_min": float(self.phi.min()), "phi_max": float(self.phi.max())}
+
+
 @register_head
 def gela(in_features: int, num_classes: int, *, tau: float = 10.0, seed: int = 0) -> nn.Module:
     """FedGELA's locally scaled fixed ETF (Fan et al. 2023)."""
     return GELAHead(in_features, num_classes, tau=tau, seed=seed)
+
+
+@register_head
+def gela_authors(
+    in_features: int, num_classes: int, *, p: int | None = None, temperature: float = 0.2, seed: int = 0
+) -> nn.Module:
+    """FedGELA's head as its authors' code runs it: projection MLP + BatchNorm, ETF logits over a
+    temperature (Fan et al. 2023; ``p`` defaults to the backbone's width)."""
+    return GELAAuthorsHead(in_features, num_classes, p=p, temperature=temperature, seed=seed)
