@@ -12,6 +12,7 @@ from nclab.cli import main
 from nclab.errors import ConfigError
 from nclab.train import load_config
 from nclab.train.config import config_sources
+from tests.train.helpers import SMOKE
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 RECIPES = sorted(p for p in (CONFIGS / "recipes").glob("*.yaml") if not p.name.startswith("fed_"))
@@ -254,3 +255,14 @@ def test_lazy_images_batches_equal_direct_decoding(tmp_path):
     got = torch.cat(list(iter_batches(view, chunks(3, 2))))
     assert torch.equal(got, direct) and torch.equal(view.load(), direct)
     assert len(lazy[1::2]) == 5
+
+
+def test_config_errors_list_valid_keys(tmp_path):
+    with pytest.raises(ConfigError, match="Valid keys: .*train.epochs"):
+        load_config(SMOKE, ["train.epoch=3"])
+    with pytest.raises(ConfigError):
+        load_config(SMOKE, ["train.epochs=many"])
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "none.yaml")
+    with pytest.raises(ConfigError, match="optim.name"):
+        load_config(SMOKE, ["optim.name=lbfgs"])

@@ -2,8 +2,10 @@
 
 import pytest
 import torch
+from torch import nn
 
-from nclab.train.evaluate import accuracy_row, class_hits
+from nclab.train.evaluate import _val_accuracy, accuracy_row, class_hits
+from tests.train.helpers import train_data
 
 
 def test_accuracy_row_against_counting_by_hand():
@@ -21,3 +23,16 @@ def test_accuracy_row_against_counting_by_hand():
     assert list(row) == ["acc/all", "acc/many", "acc/medium", "acc/few", "acc/per_class"]
     empty = accuracy_row(torch.zeros(2), torch.tensor([0, 0]), [500, 400])  # no medium or few class
     assert empty["acc/per_class"] == [0.0, 0.0] and empty["acc/medium"] is None
+
+
+def test_val_accuracy_by_hand():
+    d = train_data([1, 1])
+    d.val_x = torch.tensor([[1.0, 0, 0], [2.0, 0, 0], [0, 1.0, 0], [-1.0, 0, 0]])
+    d.val_y = torch.tensor([0, 0, 0, 1])
+    head = nn.Linear(3, 2, bias=False)
+    with torch.no_grad():
+        head.weight.copy_(torch.tensor([[1.0, 0, 0], [0, 1.0, 0]]))
+    # predictions: 0, 0, 1, 1 -> class 0: 2/3 right, class 1: 1/1 right
+    out = _val_accuracy(nn.Identity(), head, d, torch.device("cpu"), 2, 2)
+    assert out["val/acc"] == pytest.approx(3 / 4)
+    assert out["val/balanced_acc"] == pytest.approx((2 / 3 + 1) / 2)

@@ -1,0 +1,65 @@
+"""nclab.train.device: the device choice, host-to-device copies, the determinism switch and the steps of
+an epoch (the AMP dtypes and the DDP tail rule are also checked in tests/train/test_contract.py)."""
+
+import math
+
+import pytest
+import torch
+
+from nclab.train import load_config
+from nclab.train.device import determinism, device_of, init_distributed, steps_per_epoch, to_device
+from tests.train.helpers import SMOKE
+
+
+def test_device_of_auto_and_explicit():
+    auto = device_of(load_config(SMOKE, ["train.device=auto"]))
+    assert auto.type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert device_of(load_config(SMOKE, ["train.device=cpu"])) == torch.device("cpu")
+
+
+@pytest.mark.parametrize("n", [1, 2, 31, 32, 33, 64, 65, 66, 67, 100])
+@pytest.mark.parametrize("bs", [4, 8, 32])  # a global batch holds at least one sample per rank
+@pytest.mark.parametrize("world", [1, 2, 4])
+def test_steps_per_epoch_against_slicing_the_batches(n, bs, world):
+    """The loop's batches, sliced as it slices them: every rank's share of every counted step is non-empty
+    and no sample is lost except a last batch smaller than the ranks (never the only batch)."""
+    steps = steps_per_epoch(n, bs, world)
+    batches = [list(range(n))[s * bs : (s + 1) * bs] for s in range(math.ceil(n / bs))]
+    kept = batches[:steps]
+    dropped = [i for b in batches[steps:] for i in b]
+    assert all(len(b[r::world]) > 0 for b in kept for r in range(world)) or steps == 1
+    assert len(dropped) < world and (not dropped or world > 1)
+
+
+def test_to_device_returns_the_same_tensor_on_its_device():
+    t = torch.arange(4)
+    assert to_device(t, torch.device("cpu")) is t
+    m = torch.device("meta")
+    out = to_device(t, m)
+    assert out.device.type == "meta" and out.shape == t.shape
+
+
+def test_determinism_switches_on_and_restores():
+    before = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic)
+    with determinism(True, torch.device("cpu")):
+        assert torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.deterministic
+        assert not torch.backends.cudnn.benchmark
+    assert (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic) == before
+    bench = torch.backends.cudnn.benchmark
+    with determinism(False, torch.device("cpu")):  # off on the CPU: nothing changes
+        assert torch.are_deterministic_algorithms_enabled() == before[0]
+        assert torch.backends.cudnn.benchmark == bench
+
+
+def test_determinism_restores_after_an_error():
+    before = torch.are_deterministic_algorithms_enabled()
+    with pytest.raises(RuntimeError, match="boom"), determinism(True, torch.device("cpu")):
+        raise RuntimeError("boom")
+    assert torch.are_deterministic_algorithms_enabled() == before
+
+
+def test_init_distributed_without_torchrun_is_one_process(monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert init_distributed(torch.device("cpu")) == (0, 1)
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert init_distributed(torch.device("cpu")) == (0, 1)
