@@ -111,3 +111,18 @@ def test_nc1_is_re_ranked_at_another_rcond_from_the_stored_spectrum(tmp_path, ca
     assert main(["report", str(old.path), "--rcond", "1e-3", "--out", str(tmp_path / "o.html")]) == 2
     err = capsys.readouterr().err
     assert "nc1_spectrum" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_sweep_run_is_named_by_its_axes_and_seed(tmp_path):
+    import json
+
+    run = RunDir(tmp_path / "imbalance=100" / "seed=1")
+    run.create("train: {epochs: 1}\n", CLASSES)
+    run.append({"epoch": 1, "acc/all": 0.5})
+    assert load_run(run.path).name == "seed=1"  # no sweep.json: the folder
+    (run.path / "sweep.json").write_text(
+        json.dumps({"axes": {"imbalance": "100", "method": "ce"}, "seed": 1})
+    )
+    assert load_run(run.path).name == "imbalance=100 method=ce seed=1"
+    (run.path / "sweep.json").write_text("{not json")
+    assert load_run(run.path).name == "seed=1"

@@ -95,4 +95,15 @@ def load_run(path: str | Path) -> Run:
     classes = run.classes()
     geometry = run.geometry(problems)
     cfg = run.config_path.read_text() if run.config_path.is_file() else ""
-    return Run(p, p.name, rows, classes["counts"], classes["names"], geometry, cfg, problems)
+    return Run(p, _name(run), rows, classes["counts"], classes["names"], geometry, cfg, problems)
+
+
+def _name(run: RunDir) -> str:
+    """A sweep's run is named by its axis choices and seed (``imbalance=100 method=ce seed=0``, from its
+    ``sweep.json``); any other run by its folder."""
+    try:
+        info = run.read_json("sweep.json")
+        parts = [f"{k}={v}" for k, v in info["axes"].items()] + [f"seed={info['seed']}"]
+        return " ".join(parts)
+    except (DataError, KeyError, TypeError, AttributeError):  # no (readable) sweep.json: the folder
+        return run.path.name
