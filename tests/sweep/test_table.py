@@ -7,15 +7,7 @@ import json
 
 from nclab.cli import main
 from nclab.sweep.table import aggregate, find_runs, load_runs
-
-
-def _run(d, rows, epochs=2, seed=0, axes=None):
-    d.mkdir(parents=True)
-    (d / "config.yaml").write_text(f"train: {{epochs: {epochs}, seed: {seed}}}\nstage2: {{method: none}}\n")
-    (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    if axes is not None:
-        (d / "sweep.json").write_text(json.dumps({"axes": axes, "seed": seed, "order": [0]}))
-    return d
+from tests.sweep.helpers import write_run
 
 
 def test_plain_runs_selected_rows_and_csv(tmp_path, capsys):
@@ -23,8 +15,8 @@ def test_plain_runs_selected_rows_and_csv(tmp_path, capsys):
         {"epoch": 1, "acc/all": 0.5, "val/balanced_acc": 0.9, "acc/per_class": [0.0, 1.0], "loss/test": 1.0},
         {"epoch": 2, "acc/all": 0.7, "val/balanced_acc": 0.8, "acc/per_class": [0.5, 1.0], "loss/test": 0.5},
     ]
-    _run(tmp_path / "a", rows)
-    _run(tmp_path / "b", rows[:1], epochs=2)  # incomplete: left out
+    write_run(tmp_path / "a", rows)
+    write_run(tmp_path / "b", rows[:1], epochs=2)  # incomplete: left out
     runs, incomplete = load_runs(find_runs([tmp_path]))
     assert [r.axes for r in runs] == [{"run": "a"}] and incomplete == [tmp_path / "b"]
     out = aggregate(runs, metrics=["acc/all", "acc/all@selected", "acc/per_class", "acc/few"])
@@ -38,12 +30,14 @@ def test_plain_runs_selected_rows_and_csv(tmp_path, capsys):
 
 def test_a_diverged_run_shows_as_diverged(tmp_path, capsys):
     ok = [{"epoch": 1, "acc/all": 0.6, "loss/test": 0.4}]
-    _run(tmp_path / "m=a" / "seed=0", ok, epochs=1, axes={"m": "a"})
-    _run(tmp_path / "m=a" / "seed=1", [{"epoch": 1, "acc/all": 0.1, "loss/test": None}], 1, 1, {"m": "a"})
-    _run(tmp_path / "m=b" / "seed=0", [{**ok[0], "diverged": True}], epochs=1, axes={"m": "b"})
-    _run(tmp_path / "m=c" / "seed=0", ok, epochs=1, axes={"m": "c"})
+    write_run(tmp_path / "m=a" / "seed=0", ok, epochs=1, axes={"m": "a"})
+    write_run(
+        tmp_path / "m=a" / "seed=1", [{"epoch": 1, "acc/all": 0.1, "loss/test": None}], 1, 1, {"m": "a"}
+    )
+    write_run(tmp_path / "m=b" / "seed=0", [{**ok[0], "diverged": True}], epochs=1, axes={"m": "b"})
+    write_run(tmp_path / "m=c" / "seed=0", ok, epochs=1, axes={"m": "c"})
     # stopped at epoch 1 of 5 with the flag: not complete, still shown (as diverged)
-    _run(tmp_path / "m=d" / "seed=0", [{**ok[0], "diverged": True}], epochs=5, axes={"m": "d"})
+    write_run(tmp_path / "m=d" / "seed=0", [{**ok[0], "diverged": True}], epochs=5, axes={"m": "d"})
     assert main(["table", str(tmp_path), "--metrics", "acc/all", "--format", "json"]) == 0
     rows = {r["m"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows["a"]["diverged"] == 1 and rows["a"]["acc/all"] is None
@@ -70,7 +64,7 @@ def test_ci95_is_the_student_t_interval_and_rows_are_read_at_an_epoch(tmp_path):
         assert abs(_stats(vals)["ci95"] - want) < 2e-3 * want
     for seed in (0, 1, 2):
         rows = [{"epoch": e, "acc/all": 0.1 * e + 0.01 * seed} for e in (1, 2, 3)]
-        _run(tmp_path / "m=a" / f"seed={seed}", rows, epochs=3, seed=seed, axes={"m": "a"})
+        write_run(tmp_path / "m=a" / f"seed={seed}", rows, epochs=3, seed=seed, axes={"m": "a"})
     runs, _ = load_runs(find_runs([tmp_path]))
     out = aggregate(runs, metrics=["acc/all@epoch=2", "acc/all@epoch=9", "acc/all"])[0]
     assert abs(out["acc/all@epoch=2"]["mean"] - 0.21) < 1e-12 and out["acc/all@epoch=9"] is None

@@ -1,6 +1,6 @@
 """`nclab ufm reproduce yaras`: steps to NC1 < 1e-3 per model at its own best step size (nclab.ufm.reproduce).
 
-The PNG/CSV smoke test of every reproduction is in test_advise_cli.py; here: the cheap NC1 against
+The PNG/CSV smoke test of every reproduction (through the CLI) is in tests/commands/test_ufm.py; here: the cheap NC1 against
 ``measure``, the step-size grid picks the fastest by hand, divergence and transient dips are not
 convergence, the verdict follows the numbers, and the sphere model's optimum is the simplex ETF.
 """
@@ -155,3 +155,13 @@ def test_quick_reproduction_table_and_verdict(tmp_path):
     verdict = (tmp_path / "yaras_verdict.txt").read_text()
     sphere, wd = (float(r["steps_mean"]) for r in rows)
     assert ("NOT REPRODUCED" in verdict) == (sphere > wd)
+
+
+def test_reproduce_spa_quick(tmp_path):
+    pytest.importorskip("matplotlib")
+    from nclab.ufm.reproduce import reproduce
+
+    files = reproduce("spa", tmp_path, quick=True)
+    assert all(f.is_file() for f in files)
+    text = (tmp_path / "spa_ufm.csv").read_text()
+    assert text.count("\n") == 13 and "slerp" in text and "proj" in text

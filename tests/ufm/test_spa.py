@@ -1,4 +1,4 @@
-"""Space alignment in the UFM (nclab.ufm.spa, `nclab ufm reproduce spa`)."""
+"""Space alignment in the UFM (nclab.ufm.spa; `nclab ufm reproduce spa`: tests/ufm/test_reproduce.py)."""
 
 import math
 
@@ -44,13 +44,3 @@ def test_slerp_raises_alignment_and_proj_runs():
 def test_bad_strategy():
     with pytest.raises(NclabError, match="strategy"):
         run_spa_ufm([3, 1], "bogus")
-
-
-def test_reproduce_spa_quick(tmp_path):
-    pytest.importorskip("matplotlib")
-    from nclab.ufm.reproduce import reproduce
-
-    files = reproduce("spa", tmp_path, quick=True)
-    assert all(f.is_file() for f in files)
-    text = (tmp_path / "spa_ufm.csv").read_text()
-    assert text.count("\n") == 13 and "slerp" in text and "proj" in text
