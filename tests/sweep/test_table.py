@@ -69,3 +69,21 @@ def test_ci95_is_the_student_t_interval_and_rows_are_read_at_an_epoch(tmp_path):
     out = aggregate(runs, metrics=["acc/all@epoch=2", "acc/all@epoch=9", "acc/all"])[0]
     assert abs(out["acc/all@epoch=2"]["mean"] - 0.21) < 1e-12 and out["acc/all@epoch=9"] is None
     assert abs(out["acc/all"]["ci95"] - stats.t.ppf(0.975, 2) * 0.01 / np.sqrt(3)) < 1e-5
+
+
+def test_paired_cells_show_the_95_percent_interval(tmp_path, capsys):
+    """Markdown: a mean ± its std; a paired difference ± the half-width of its 95% t-interval (scipy)."""
+    import numpy as np
+    from scipy import stats
+
+    base, arm = [0.50, 0.60, 0.55], [0.53, 0.61, 0.60]
+    for seed in range(3):
+        for m, acc in (("a", base[seed]), ("b", arm[seed])):
+            rows = [{"epoch": 1, "acc/all": acc}]
+            write_run(tmp_path / f"m={m}" / f"seed={seed}", rows, epochs=1, seed=seed, axes={"m": m})
+    assert main(["table", str(tmp_path), "--metrics", "acc/all", "--paired-against", "m=a"]) == 0
+    md = capsys.readouterr().out
+    diff = np.subtract(arm, base) * 100
+    ci = stats.t.ppf(0.975, 2) * diff.std(ddof=1) / np.sqrt(3)
+    assert f"| b | 3 | {diff.mean():+.2f} ± {ci:.2f} |" in md and "95% Student-t interval" in md
+    assert f"| b | 3 | {np.mean(arm) * 100:.2f} ± {np.std(arm, ddof=1) * 100:.2f} |" in md

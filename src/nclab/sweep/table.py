@@ -213,7 +213,9 @@ def _pct(metric: str) -> bool:
 def _cell(s: dict[str, Any] | None, metric: str, paired: bool) -> str:
     if s is None:
         return "-"
-    return textfmt.mean_std(s["mean"], s["std"], percent=_pct(metric), signed=paired)
+    # a paired difference is shown with its 95% interval (mean ± ci95), a mean with its spread (± std)
+    spread = s.get("ci95") if paired else s["std"]
+    return textfmt.mean_std(s["mean"], spread, percent=_pct(metric), signed=paired)
 
 
 def _md(rows: list[dict[str, Any]], group_by: list[str], metrics: list[str], count: str, paired: bool) -> str:
@@ -241,20 +243,24 @@ def format_rows(rows: list[dict[str, Any]], group_by: list[str], metrics: list[s
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(group_by + ["seeds", "pairs", "paired_against", "diverged"]
-                   + [f"{m} {s}" for m in metrics for s in ("mean", "std", "n")])  # fmt: skip
+                   + [f"{m} {s}" for m in metrics for s in ("mean", "std", "n", "ci95")])  # fmt: skip
         for r in main + paired:
             cells = [r.get(a, "-") for a in group_by]
             cells += [r.get("seeds", ""), r.get("pairs", ""), r.get("paired_against", ""), r["diverged"]]
             for m in metrics:
                 s = r[m] or {}
                 cells += [s.get("mean", ""), "" if s.get("std") is None else s["std"], s.get("n", "")]
+                cells += ["" if s.get("ci95") is None else s["ci95"]]
             w.writerow(cells)
         return buf.getvalue().rstrip("\n")
     if fmt != "md":
         raise ConfigError(f"--format must be md, csv or json, got {fmt!r}")
     text = _md(main, group_by, metrics, "seeds", False)
     if paired:
-        text += f"\n\nPaired by seed, minus {paired[0]['paired_against']}:\n\n"
+        text += (
+            f"\n\nPaired by seed, minus {paired[0]['paired_against']} (mean difference ± the half-width of "
+            "its 95% Student-t interval over the pairs):\n\n"
+        )
         text += _md(paired, group_by, metrics, "pairs", True)
     return text
 
