@@ -1,3 +1,6 @@
+"""`nclab measure` (nclab.commands.measure): JSON against the reference, the table, bad files exit 2 with one
+line, --rcond (the measurement itself: tests/metrics/test_measure.py)."""
+
 import json
 
 import numpy as np

@@ -1,25 +1,19 @@
-"""`nclab sweep` runs a grid: failures do not stop it, `after` starts from a finished run, a second
-invocation trains only what is missing (also after a kill), and `nclab table` agrees with the runs'
-metrics.jsonl computed by hand."""
+"""`nclab sweep` end to end (engine, execute and the command together): a grid where failures do not stop
+it, `after` starts from a finished run, a second invocation trains only what is missing, and `nclab table`
+agrees with the runs' metrics.jsonl computed by hand. The modules' own tests: test_engine.py,
+test_execute.py, tests/commands/test_sweep.py."""
 
-import hashlib
 import json
 import math
-import os
-import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
-import yaml
 
 from nclab.cli import main
-from nclab.rundir import is_complete, read_rows
+from nclab.rundir import is_complete
+from tests.sweep.helpers import RECIPE, ROOT, files_of
+from tests.sweep.helpers import metrics_of as _metrics  # also imported by test_ray.py
 
-ROOT = Path(__file__).resolve().parents[2]
-RECIPE = ROOT / "configs" / "recipes" / "synthetic.yaml"
 METHODS = ROOT / "configs" / "methods"
 
 # ce and la train; `broken` passes the schema but fails at data setup (a validation split that leaves no
@@ -34,21 +28,6 @@ axes:
     crt: {{from: {{method: ce}}, overrides: [stage2.method=crt, stage2.epochs=1]}}
 seeds: [0, 1]
 """
-TIMING = ("wall_time", "time", "elapsed", "seconds", "throughput")
-
-
-def _files(d: Path) -> dict[str, tuple[str, int]]:
-    return {
-        str(p.relative_to(d)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
-        for p in sorted(d.rglob("*"))
-        if p.is_file() and p.name != ".lock"
-    }
-
-
-def _metrics(d: Path) -> list[dict]:
-    rows, torn = read_rows(d / "metrics.jsonl")
-    assert not torn
-    return [{k: v for k, v in r.items() if not any(t in k for t in TIMING)} for r in rows]
 
 
 @pytest.fixture(scope="module")
@@ -87,10 +66,10 @@ def test_after_starts_from_the_finished_run(grid):
 def test_rerun_trains_only_what_is_missing(grid):
     spec, out, _ = grid
     done = [out / f"method={m}" / f"seed={s}" for m in ("ce", "crt") for s in (0, 1)]
-    before = {d: _files(d) for d in done}
+    before = {d: files_of(d) for d in done}
     time.sleep(0.01)
     assert main(["sweep", str(spec), "--out", str(out), "--jobs", "2"]) == 1  # broken fails again
-    assert {d: _files(d) for d in done} == before
+    assert {d: files_of(d) for d in done} == before
 
 
 def test_table_json_equals_the_runs_by_hand(grid, capsys):
@@ -126,53 +105,3 @@ def test_table_json_equals_the_runs_by_hand(grid, capsys):
     text = doc.read_text()
     assert "old" not in text and "| method | seeds | acc/all (%)" in text and text.endswith("tail\n")
     assert main(["table", str(out), "--group-by", "methd"]) == 2
-
-
-def test_killed_sweep_resumes_exactly(tmp_path):
-    """Two identical runs (same config and seed); the sweep is killed while the second trains; the second
-    invocation leaves the first untouched and resumes the second to the first's metrics."""
-    spec = tmp_path / "spec.yaml"
-    spec.write_text(
-        f"base: [{RECIPE}]\noverrides: [train.epochs=40, train.nc_every=1000, train.ckpt_every_steps=5]\n"
-        "axes: {copy: {a: [], b: []}}\nseeds: [0]\n"
-    )
-    out = tmp_path / "out"
-    a, b = out / "copy=a" / "seed=0", out / "copy=b" / "seed=0"
-    cmd = [sys.executable, "-m", "nclab", "sweep", str(spec), "--out", str(out)]
-    p = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 600
-        while not (b / "checkpoints" / "last.pt").is_file() and p.poll() is None and time.time() < deadline:
-            time.sleep(0.2)
-    finally:
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGKILL)
-        p.wait()
-    assert is_complete(a)
-    if is_complete(b):
-        pytest.skip(f"the second run finished before the kill: {sorted(os.listdir(b))} {p.returncode}")
-    before = _files(a)
-    assert main(["sweep", str(spec), "--out", str(out)]) == 0
-    assert _files(a) == before
-    assert "--resume" in (out / "copy=b" / "seed=0.log").read_text()
-    assert _metrics(b) == _metrics(a)
-
-
-@pytest.mark.slow
-def test_fed_sweep_records_its_sources(tmp_path, capsys):
-    spec = tmp_path / "spec.yaml"
-    spec.write_text(
-        f"command: fed\nbase: [{ROOT / 'configs' / 'recipes' / 'fed_synthetic.yaml'}]\noverrides: [rounds=1]\n"
-        "axes: {method: {fedavg: [method=fedavg]}}\nseeds: [0]\n"
-    )
-    out = tmp_path / "out"
-    assert main(["sweep", str(spec), "--out", str(out)]) == 0
-    run = out / "method=fedavg" / "seed=0"
-    assert is_complete(run)
-    cfg = yaml.safe_load((run / "config.yaml").read_text())
-    assert cfg["method"] == "fedavg" and cfg["rounds"] == 1
-    assert [Path(s).name for s in cfg["meta"]["sources"]] == ["fed_synthetic.yaml"]
-    capsys.readouterr()
-    assert main(["table", str(out), "--metrics", "acc/all", "fed/personal_acc", "--format", "json"]) == 0
-    (row,) = json.loads(capsys.readouterr().out)
-    assert row["method"] == "fedavg" and row["seeds"] == 1 and 0.0 <= row["acc/all"]["mean"] <= 1.0
