@@ -1,5 +1,5 @@
 """nclab.metrics.feature_file: what a feature file holds comes back as tensors, and measure_file is
-measure on them (the refusals of bad files are in test_bad_inputs.py and test_cli_measure.py)."""
+measure on them (the refusals of bad files are in test_bad_inputs.py and tests/commands/test_measure.py)."""
 
 import numpy as np
 import pytest
