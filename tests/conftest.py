@@ -28,23 +28,6 @@ SRC = ROOT / "src"
 torch.set_num_threads(int(os.environ.get("NCLAB_TEST_THREADS", "1")))
 
 
-# Tests that start a Ray instance (Flower's simulation, nclab sweep --engine ray, the Ray watchdog) share
-# one xdist group: under `pytest -n 2 --dist loadgroup` (scripts/test.sh) they run one after another in
-# one worker while the other worker takes the rest, never two Ray instances on the 2 cores at once.
-RAY_TESTS = ("tests/fed/", "tests/sweep/test_ray.py", "tests/test_raywatch.py", "test_fed_sweep")
-
-
-def pytest_configure(config):
-    # registered here too, so that --strict-markers accepts it where pytest-xdist is not installed
-    config.addinivalue_line("markers", "xdist_group(name): run the group's tests in one xdist worker")
-
-
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if any(key in item.nodeid for key in RAY_TESTS):
-            item.add_marker(pytest.mark.xdist_group("ray"))
-
-
 @pytest.fixture(autouse=True)
 def _deterministic():
     torch.manual_seed(0)
