@@ -92,6 +92,8 @@ def test_the_authors_fedgela_fragment_sets_head_optimiser_and_aggregation():
         [SMOKE, SMOKE.parent / "fed_gela_authors.yaml"], ["head.kwargs.seed=1", "head.kwargs.p=6"]
     )
     assert method_head(cfg) == ("gela_authors", {"seed": 1, "temperature": 0.2, "p": 6})
+    cpc = load_fed_config([SMOKE.parent / "fed_fmnist_pcdd3.yaml", SMOKE.parent / "fed_gela_cpc.yaml"])
+    assert cpc.method == "fedgela" and cpc.gela_c == 3.0 and method_head(cpc)[0] == "gela"
     default = load_fed_config(SMOKE)  # nclab's defaults are unchanged
     assert (default.aggregate_by, default.local.grad_clip, default.local.drop_last) == ("samples", 0.0, False)
 
