@@ -42,3 +42,12 @@ def test_build_modules_shapes_and_seed():
     assert not all(
         torch.equal(a, b) for a, b in zip(model.state_dict().values(), other.state_dict().values())
     )
+
+
+def test_a_federated_head_is_refused_by_nclab_train(tmp_path, capsys):
+    """gela_authors' rows act on a projection of the features that NC and SpA would not see: exit 2."""
+    from nclab.cli import main
+
+    assert main(["train", str(SMOKE), "head.name=gela_authors", "--run-dir", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "federated head" in err and "nclab fed" in err and len(err.strip().splitlines()) == 1

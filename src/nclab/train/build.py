@@ -18,8 +18,17 @@ def build_modules(cfg: Config, data: TrainData) -> tuple[nn.Module, nn.Module]:
 
     torch.manual_seed(cfg.train.seed)
     inputs = {"in_channels": data.in_channels, "in_features": data.in_features}  # each backbone takes its own
-    model = create_model(cfg.model.name, inputs=inputs, feature_dim=cfg.model.feature_dim, **dict(cfg.model.kwargs))
+    model = create_model(
+        cfg.model.name, inputs=inputs, feature_dim=cfg.model.feature_dim, **dict(cfg.model.kwargs)
+    )
     head = create_head(cfg.head.name, model.num_features, len(data.counts), **dict(cfg.head.kwargs))
+    if hasattr(head, "project"):  # its rows act on a projection of the features, which NC and SpA do not see
+        from nclab.errors import ConfigError
+
+        raise ConfigError(
+            f"head.name={cfg.head.name} is a federated head (its classifier rows act on a projection of the "
+            "features, not on the backbone's): use it with nclab fed, or pick another head for nclab train"
+        )
     return model, head
 
 
