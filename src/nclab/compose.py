@@ -22,7 +22,7 @@ with the list of files that went into it (what a run directory records in ``meta
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +122,7 @@ def compose(
     what: str = "config",
     *,
     ignore: Sequence[str] = ("meta",),
+    moved: Mapping[str, str] | None = None,
 ) -> tuple[Any, list[str]]:
     """schema <- files (each after its ``defaults``), left to right <- ``key=value`` overrides.
 
@@ -131,6 +132,8 @@ def compose(
         overrides: dotted ``key=value`` overrides applied after every file.
         what: the name used in error messages.
         ignore: top-level keys dropped from every file (``meta`` of a run's own ``config.yaml``).
+        moved: dotted keys of an earlier schema -> their new place; a file or override setting one (to a
+            value, not a section) is a ConfigError naming where each went.
 
     Returns:
         ``(config, sources)``: the validated dataclass instance with every interpolation resolved, and
@@ -146,6 +149,13 @@ def compose(
         files = [files]
     schema = OmegaConf.structured(schema_cls)
     parts = expand_files(list(files))
+    for where, keys in [(str(p), _moved(d, moved or {})) for p, d in parts] + [
+        ("overrides", [k for o in overrides or () if (k := o.split("=", 1)[0]) in (moved or {})])
+    ]:
+        if keys:
+            raise ConfigError(
+                f"{where} uses keys that moved: " + ", ".join(f"{k} moved to {moved[k]}" for k in keys)
+            )
     try:
         cfg: DictConfig = schema
         for path, data in parts:
@@ -167,6 +177,17 @@ def compose(
     except OmegaConfBaseException as err:
         valid = ", ".join(valid_keys(OmegaConf.to_container(schema, resolve=False)))
         raise ConfigError(f"invalid {what}: {err.msg.splitlines()[0]}. Valid keys: {valid}") from None
+
+
+def _moved(data: dict, moved: Mapping[str, str], prefix: str = "") -> list[str]:
+    """The dotted keys of ``data`` set to a value (not a section) that ``moved`` lists."""
+    out = []
+    for k, v in data.items():
+        if isinstance(v, dict):
+            out += _moved(v, moved, f"{prefix}{k}.")
+        elif f"{prefix}{k}" in moved:
+            out.append(f"{prefix}{k}")
+    return out
 
 
 def valid_keys(d: Any, prefix: str = "") -> list[str]:

@@ -5,10 +5,10 @@ import torch
 
 from nclab.fed.config import LocalConfig
 from nclab.fed.local import (
+    batches,
     load_shared_state,
     local_train,
     missing_class_cosine,
-    num_batches,
     predict,
     shared_keys,
     shared_state,
@@ -141,7 +141,7 @@ def test_gradient_norm_clipping_matches_one_step_by_hand():
 
 @pytest.mark.parametrize("drop_last,steps", [(False, 3), (True, 2)])
 def test_drop_last_skips_the_incomplete_batch(drop_last, steps):
-    """20 samples in batches of 8: 8 + 8 + 4, the 4 dropped with drop_last; num_batches counts the same."""
+    """20 samples in batches of 8: 8 + 8 + 4, the 4 dropped with drop_last; batches() counts the same."""
     net = Network(torch.nn.Linear(3, 4), create_head("linear", 4, 2))
     seen = []
     net.model.register_forward_hook(lambda m, inp, out: seen.append(len(inp[0])))
@@ -149,9 +149,9 @@ def test_drop_last_skips_the_incomplete_batch(drop_last, steps):
     cfg = LocalConfig(epochs=2, batch_size=8, drop_last=drop_last)
     local_train(net, x, y, cfg, generator=torch.Generator().manual_seed(0))
     assert seen == ([8, 8] if drop_last else [8, 8, 4]) * 2
-    assert num_batches(20, cfg) == steps
-    assert num_batches(17, LocalConfig(batch_size=8)) == 2  # a one-sample tail is skipped (BatchNorm)
-    assert num_batches(7, LocalConfig(batch_size=8, drop_last=True)) == 0
+    assert len(batches(torch.arange(20), cfg)) == steps
+    assert [len(b) for b in batches(torch.arange(17), LocalConfig(batch_size=8))] == [8, 8]  # 1-sample tail
+    assert batches(torch.arange(7), LocalConfig(batch_size=8, drop_last=True)) == []
 
 
 def test_authors_head_sends_its_parameters_and_batchnorm_statistics_but_not_the_etf():

@@ -12,9 +12,9 @@ from tests.train.helpers import SMOKE
 
 
 def test_device_of_auto_and_explicit():
-    auto = device_of(load_config(SMOKE, ["train.device=auto"]))
+    auto = device_of(load_config(SMOKE, ["train.device=auto"]).train.device)
     assert auto.type == ("cuda" if torch.cuda.is_available() else "cpu")
-    assert device_of(load_config(SMOKE, ["train.device=cpu"])) == torch.device("cpu")
+    assert device_of(load_config(SMOKE, ["train.device=cpu"]).train.device) == torch.device("cpu")
 
 
 @pytest.mark.parametrize("n", [1, 2, 31, 32, 33, 64, 65, 66, 67, 100])

@@ -19,7 +19,9 @@ from nclab.errors import NclabError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("config", nargs="?", help="YAML config files, merged left to right (configs/recipes/fed_*)")
+    p.add_argument(
+        "config", nargs="?", help="YAML config files, merged left to right (configs/recipes/fed_*)"
+    )
     p.add_argument("overrides", nargs="*", help="more config files, then key=value overrides, e.g. rounds=5")
     p.add_argument("--run-dir", help="run directory (default runs/fed/<config name>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last round")
@@ -27,10 +29,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from nclab.fed.config import load_fed_config
-    from nclab.fed.runner import resume_fed, run_fed
+    from nclab.fed.runner import FedRun, run_fed
 
     if args.resume:
-        out = resume_fed(args.resume, args.overrides if args.config is None else [args.config, *args.overrides])
+        out = FedRun.resume(
+            args.resume, args.overrides if args.config is None else [args.config, *args.overrides]
+        )
     else:
         from nclab.compose import split_args
 

@@ -12,14 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nclab.compose import compose, expand_files
+from nclab.compose import compose
 from nclab.errors import ConfigError
-from nclab.train.config import DataConfig, HeadConfig, ModelConfig
+from nclab.train.config import DataConfig, HeadConfig, ModelConfig, data_checks
 
 METHODS = ("fedavg", "fedavg_etf", "fedprox", "fedgela")
 GELA_HEADS = ("gela", "gela_authors")  # the heads method fedgela accepts (nclab's, the authors' code's)
 AGGREGATE_BY = ("samples", "batches")
 #: keys of the earlier flat schema (before the shared data/model/head sections) and where they live now
+#: (a config setting one is refused, naming the new place)
 MOVED = {
     "model": "model.name",
     "feature_dim": "model.feature_dim",
@@ -91,41 +92,18 @@ def method_head(cfg: FedConfig) -> tuple[str, dict[str, Any]]:
     return "linear", {}
 
 
-def _check_moved(files: Sequence[str | Path], overrides: Sequence[str]) -> None:
-    """Keys of the flat schema are a ConfigError naming their new place."""
-    found = []
-    for path, data in expand_files(list(files)):
-        data_keys = data.get("data") if isinstance(data.get("data"), dict) else {}
-        keys = [k for k in data if k != "model" or not isinstance(data[k], dict)]
-        found += [(k, path) for k in [*keys, *(f"data.{k}" for k in data_keys)] if k in MOVED]
-    found += [(o.split("=", 1)[0], "overrides") for o in overrides if o.split("=", 1)[0] in MOVED]
-    if found:
-        moved = ", ".join(f"{k} moved to {MOVED[k]}" for k, _ in found)
-        raise ConfigError(f"{found[0][1]} uses keys of the earlier flat federated schema: {moved}")
-
-
 def load_fed_config(
     path: str | Path | Sequence[str | Path] | None, overrides: Sequence[str] | None = None
 ) -> FedConfig:
     """Merge the schema, YAML files (left to right, each after its ``defaults``) and ``key=value``
     overrides; errors name the valid keys, and the new place of a key of the earlier flat schema."""
-    files = [] if path is None else [path] if isinstance(path, (str, Path)) else list(path)
-    _check_moved(files, overrides or [])
-    out, sources = compose(FedConfig, files, overrides, "federated config")
+    out, sources = compose(FedConfig, path, overrides, "federated config", moved=MOVED)
     out.__dict__["_sources"] = sources
     d, p = out.data, out.partition
     checks = [
         (out.method in METHODS, f"method must be one of {', '.join(METHODS)}, got {out.method!r}"),
-        (
-            d.name in ("fmnist", "cifar10", "cifar100", "synthetic"),
-            f"data.name must be fmnist, cifar10, cifar100 or synthetic, got {d.name!r}",
-        ),
+        *data_checks(d, ("fmnist", "cifar10", "cifar100", "synthetic")),
         (not d.augment, "data.augment is not used by federated runs: leave it unset"),
-        (
-            0 <= d.val_fraction < 1,
-            f"data.val_fraction must be in [0, 1) (the validation split carved before partitioning), "
-            f"got {d.val_fraction}",
-        ),
         (
             out.method != "fedgela" or out.head.name in ("", *GELA_HEADS),
             f"method fedgela needs a FedGELA head: leave head.name empty or set {' or '.join(GELA_HEADS)}, "

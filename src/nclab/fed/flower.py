@@ -25,20 +25,17 @@ from flwr.server.strategy import FedAvg
 
 from nclab.fed.config import FedConfig, load_fed_config
 from nclab.fed.local import (
+    batches,
     load_shared_state,
     local_train,
     missing_class_cosine,
-    num_batches,
     predict,
     shared_state,
 )
 from nclab.fed.setup import FedSetup, get_setup
 from nclab.heads.gela import gela_scales
 from nclab.progress import progress
-
-
-def _seed(*parts: int) -> int:
-    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
+from nclab.train.device import derive_seed
 
 
 class NclabClient(NumPyClient):
@@ -58,7 +55,7 @@ class NclabClient(NumPyClient):
             model.head.set_scales(gela_scales(s.client_counts[pid], cfg.gela_c))
         x, y = s.client_train(pid)
         mu = cfg.local.prox_mu if cfg.method == "fedprox" else 0.0
-        gen = torch.Generator().manual_seed(_seed(cfg.seed, rnd, pid))
+        gen = torch.Generator().manual_seed(derive_seed(cfg.seed, rnd, pid))
         loss = local_train(model, x, y, cfg.local, generator=gen, prox_mu=mu)
         xt, yt = s.client_test(pid)
         pred = predict(model, xt)[1].argmax(1)
@@ -66,7 +63,9 @@ class NclabClient(NumPyClient):
             "partition_id": pid,
             "train_loss": loss,
             "personal_acc": float((pred == yt).float().mean()) if len(yt) else float("nan"),
-            "num_batches": num_batches(len(y), cfg.local),  # the weight of aggregate_by=batches
+            "num_batches": len(
+                batches(torch.arange(len(y)), cfg.local)
+            ),  # the weight of aggregate_by=batches
         }
         if isinstance(getattr(model.head, "weight", None), torch.nn.Parameter):  # learnable classifier rows
             cos = missing_class_cosine(model.head.weight.detach().cpu(), s.client_counts[pid])
@@ -141,7 +140,7 @@ class NclabStrategy(FedAvg):
 
     def configure_fit(self, server_round, parameters, client_manager):
         rnd = server_round + self.round_offset
-        rng = np.random.default_rng(_seed(self.cfg.seed, rnd, 7))
+        rng = np.random.default_rng(derive_seed(self.cfg.seed, rnd, 7))
         pids = sorted(rng.choice(self.cfg.partition.num_clients, self.cfg.clients_per_round, replace=False))
         # the simulated nodes register asynchronously: wait for all of them before the first round
         if not client_manager.wait_for(self.cfg.clients_per_round, timeout=300):

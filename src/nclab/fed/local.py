@@ -29,13 +29,13 @@ def shared_keys(net: Network) -> list[str]:
     return [k for k in net.state_dict() if not k.startswith("head.") or k in sent]
 
 
-def num_batches(n: int, cfg: LocalConfig) -> int:
-    """Local steps per epoch on ``n`` samples, as :func:`local_train` takes them: full batches, plus
-    the last incomplete one unless ``drop_last`` (or it holds a single sample, which BatchNorm cannot
-    use); FedGELA's code weights the server's mean by this count."""
-    full, rest = divmod(n, cfg.batch_size)
-    sizes = [cfg.batch_size] * full + ([rest] if rest else [])
-    return sum(1 for b in sizes if not (b < 2 <= n) and not (cfg.drop_last and b < cfg.batch_size))
+def batches(order: torch.Tensor, cfg: LocalConfig) -> list[torch.Tensor]:
+    """An epoch's local batches of the shuffled indices ``order``: full batches, plus the last incomplete
+    one unless ``drop_last`` or it holds a single sample (which BatchNorm cannot use). FedGELA's code
+    weights the server's mean by their number (``aggregate_by: batches``)."""
+    n, bs = len(order), cfg.batch_size
+    chunks = [order[i : i + bs] for i in range(0, n, bs)]
+    return [c for c in chunks if not (len(c) < 2 <= n) and not (cfg.drop_last and len(c) < bs)]
 
 
 def shared_state(net: Network) -> list[torch.Tensor]:
@@ -87,13 +87,7 @@ def local_train(
     opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     total, steps = 0.0, 0
     for _ in range(cfg.epochs):
-        order = torch.randperm(len(y), generator=generator)
-        for start in range(0, len(y), cfg.batch_size):
-            idx = order[start : start + cfg.batch_size]
-            if len(idx) < 2 and len(y) >= 2:  # BatchNorm needs two samples
-                continue
-            if cfg.drop_last and len(idx) < cfg.batch_size:
-                continue
+        for idx in batches(torch.randperm(len(y), generator=generator), cfg):
             xb = x[idx].to(dev)
             if images:
                 xb = xb.contiguous(memory_format=torch.channels_last)

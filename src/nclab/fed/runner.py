@@ -23,7 +23,7 @@ from nclab.fed.config import FedConfig, config_sources
 from nclab.fed.local import load_shared_state, predict, shared_state
 from nclab.fed.setup import get_setup
 from nclab.rundir import RunDir, with_meta
-from nclab.train.evaluate import accuracy_row, class_hits, flatten
+from nclab.train.evaluate import accuracy_row, class_hits, flatten, head_geometry, val_row
 
 
 class FedRun:
@@ -43,8 +43,18 @@ class FedRun:
 
     @classmethod
     def resume(cls, run_dir: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Path:
-        """Continue the federated run in ``run_dir`` from its last round (:func:`resume_fed`)."""
-        return resume_fed(run_dir, overrides)
+        """Continue the federated run in ``run_dir`` from its last round, with the run's own config (its
+        ``config.yaml``) and ``overrides`` (e.g. more rounds); returns the run directory."""
+        from nclab.fed.config import load_fed_config
+
+        run_dir = Path(run_dir)
+        RunDir(run_dir).config()  # a clear error for a missing or corrupt config.yaml
+        try:
+            cfg = load_fed_config(run_dir / "config.yaml", list(overrides))
+        except ConfigError as err:
+            raise ConfigError(f"cannot resume from {run_dir / 'config.yaml'}: {err}") from None
+        cfg.run_dir = str(run_dir)
+        return run_fed(cfg, run_dir, resume=True)
 
     def _open(self, resume: bool) -> None:
         self.run.remove_stale_temporaries()  # left by a kill during an atomic write
@@ -133,48 +143,14 @@ class FedRun:
             if (torch.bincount(labels, minlength=k) > 0).all()
             else torch.full((k, feats.shape[1]), float("nan"))
         )
-        self.run.write_geometry(
-            rnd,
-            means=means.numpy(),
-            global_mean=feats.mean(0).numpy(),
-            weights=w.numpy(),
-            bias=(b if b is not None else torch.zeros(k)).numpy(),
-            counts=np.asarray(d.counts),
-        )
+        geometry = head_geometry(w, b, d.counts)
+        self.run.write_geometry(rnd, means=means.numpy(), global_mean=feats.mean(0).numpy(), **geometry)
         self.run.append(row)
         self.run.save_checkpoint({"round": rnd, "params": params_t})
         self.done_rounds = rnd
         personal = row["fed/personal_acc"]
         personal_txt = "n/a" if personal is None else f"{personal:.4f}"
         print(f"round {rnd}/{self.cfg.rounds}: acc {row['acc/all']:.4f} personal {personal_txt}", flush=True)
-
-
-def val_row(hits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
-    """``val/acc`` (overall) and ``val/balanced_acc`` (mean over the classes present) of the aggregated
-    model on the validation split, as centralised training's model selection reads them."""
-    tot = torch.bincount(labels, minlength=len(hits)).float()
-    hits, present = hits.cpu().float(), tot > 0
-    return {
-        "val/acc": float(hits.sum() / tot.sum()),
-        "val/balanced_acc": float((hits[present] / tot[present]).mean()),
-    }
-
-
-def resume_fed(run_dir: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Path:
-    """Continue the federated run in ``run_dir`` from its last round, with the run's own config
-    (its ``config.yaml``) and ``overrides`` (e.g. more rounds); returns the run directory."""
-    from nclab.errors import ConfigError
-    from nclab.fed.config import load_fed_config
-    from nclab.rundir import read_config
-
-    run_dir = Path(run_dir)
-    read_config(run_dir)  # a clear error for a missing or corrupt config.yaml
-    try:
-        cfg = load_fed_config(run_dir / "config.yaml", list(overrides))
-    except ConfigError as err:
-        raise ConfigError(f"cannot resume from {run_dir / 'config.yaml'}: {err}") from None
-    cfg.run_dir = str(run_dir)
-    return run_fed(cfg, run_dir, resume=True)
 
 
 def run_fed(cfg: FedConfig, run_dir: str | Path, *, resume: bool = False) -> Path:

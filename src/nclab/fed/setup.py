@@ -35,22 +35,16 @@ class FedSetup:
 
     def build_model(self) -> Network:
         """A fresh model, initialised identically from the run's seed on every side."""
-        from nclab.heads import create_head
-        from nclab.models import create_model
+        from nclab.train.build import build_network
 
-        torch.manual_seed(self.cfg.seed)
-        m, d = self.cfg.model, self.data
-        inputs = {"in_channels": d.in_channels, "in_features": d.in_features}  # each backbone takes its own
-        backbone = create_model(m.name, inputs=inputs, feature_dim=m.feature_dim, **dict(m.kwargs))
         name, kwargs = method_head(self.cfg)
-        head = create_head(name, backbone.num_features, self.num_classes, **kwargs)
-        return Network(backbone, head).to(self.device)
+        return Network(*build_network(self.cfg.model, name, kwargs, self.data, self.cfg.seed)).to(self.device)
 
     @property
     def device(self) -> torch.device:
-        if self.cfg.device == "cuda" or (self.cfg.device == "auto" and torch.cuda.is_available()):
-            return torch.device("cuda")
-        return torch.device("cpu")
+        from nclab.train.device import device_of
+
+        return device_of(self.cfg.device)
 
     def client_train(self, pid: int) -> tuple[torch.Tensor, torch.Tensor]:
         idx = self.parts[pid]

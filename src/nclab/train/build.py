@@ -4,24 +4,32 @@ spec), the optimizer's parameter groups and the learning-rate schedule."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
 
-from nclab.train.config import Config
+from nclab.train.config import Config, ModelConfig
 from nclab.train.data_setup import TrainData
 
 
-def build_modules(cfg: Config, data: TrainData) -> tuple[nn.Module, nn.Module]:
+def build_network(
+    model: ModelConfig, head: str, head_kwargs: dict[str, Any], data: TrainData, seed: int
+) -> tuple[nn.Module, nn.Module]:
+    """Backbone and head from the registries, initialised from ``seed``; the backbone gets the input
+    spec of ``data`` it names (``in_channels`` or ``in_features``). Centralised and federated runs."""
     from nclab.heads import create_head
     from nclab.models import create_model
 
-    torch.manual_seed(cfg.train.seed)
+    torch.manual_seed(seed)
     inputs = {"in_channels": data.in_channels, "in_features": data.in_features}  # each backbone takes its own
-    model = create_model(
-        cfg.model.name, inputs=inputs, feature_dim=cfg.model.feature_dim, **dict(cfg.model.kwargs)
-    )
-    head = create_head(cfg.head.name, model.num_features, len(data.counts), **dict(cfg.head.kwargs))
+    backbone = create_model(model.name, inputs=inputs, feature_dim=model.feature_dim, **dict(model.kwargs))
+    return backbone, create_head(head, backbone.num_features, len(data.counts), **head_kwargs)
+
+
+def build_modules(cfg: Config, data: TrainData) -> tuple[nn.Module, nn.Module]:
+    """The run's backbone and head (:func:`build_network`); a federated head is a ConfigError."""
+    model, head = build_network(cfg.model, cfg.head.name, dict(cfg.head.kwargs), data, cfg.train.seed)
     if hasattr(head, "project"):  # its rows act on a projection of the features, which NC and SpA do not see
         from nclab.errors import ConfigError
 

@@ -195,12 +195,21 @@ def config_sources(c: Config) -> list[str]:
     return list(c.__dict__.get("_sources", []))
 
 
+def data_checks(
+    d: DataConfig, names: Sequence[str] = ("synthetic", "fmnist", "cifar10", "cifar100", "imagenet_lt")
+) -> list[tuple[bool, str]]:
+    """(condition, message) checks of a data section, for ``nclab train`` and ``nclab fed`` (which
+    passes the datasets it supports)."""
+    return [
+        (d.name in names, f"data.name must be {', '.join(names[:-1])} or {names[-1]}, got {d.name!r}"),
+        (d.imbalance >= 1, "data.imbalance must be >= 1"),
+        (0 <= d.val_fraction < 1, "data.val_fraction must be in [0, 1)"),
+    ]
+
+
 def _validate(c: Config) -> None:
     checks = [
-        (
-            c.data.name in ("synthetic", "fmnist", "cifar10", "cifar100", "imagenet_lt"),
-            "data.name must be synthetic, fmnist, cifar10, cifar100 or imagenet_lt",
-        ),
+        *data_checks(c.data),
         (c.optim.name in ("sgd", "adamw"), "optim.name must be sgd or adamw"),
         (c.sched.kind in ("cosine", "step", "constant"), "sched.kind must be cosine, step or constant"),
         (c.train.epochs >= 1, "train.epochs must be >= 1"),
@@ -211,8 +220,6 @@ def _validate(c: Config) -> None:
             c.stage2.method in ("none", "crt", "tau_norm", "lws", "wb"),
             "stage2.method must be none, crt, tau_norm, lws or wb",
         ),
-        (c.data.imbalance >= 1, "data.imbalance must be >= 1"),
-        (0 <= c.data.val_fraction < 1, "data.val_fraction must be in [0, 1)"),
         (c.train.nc_every >= 1, "train.nc_every must be >= 1"),
         (c.train.nc_source in ("eval", "online"), "train.nc_source must be eval or online"),
         (

@@ -5,15 +5,22 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
-from nclab.train.config import Config
 
-
-def device_of(cfg: Config) -> torch.device:
-    if cfg.train.device == "auto":
+def device_of(device: str) -> torch.device:
+    """``auto`` (CUDA when available, else the CPU), ``cpu`` or ``cuda``: train.device and a federated
+    run's device."""
+    if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(cfg.train.device)
+    return torch.device(device)
+
+
+def derive_seed(*parts: int) -> int:
+    """A seed derived from integers (the run's seed, a step or round, a client) by numpy's
+    SeedSequence: independent streams for every combination, the same on every machine."""
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
 
 
 def steps_per_epoch(n: int, batch_size: int, world: int = 1) -> int:

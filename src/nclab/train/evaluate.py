@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -40,6 +41,13 @@ def all_reduce_stats(stats: FeatureStats, loss_sum: torch.Tensor) -> None:
         dist.all_reduce(t)
 
 
+def head_geometry(w: torch.Tensor, b: torch.Tensor | None, counts: list[int]) -> dict[str, Any]:
+    """The classifier part of ``geometry/<epoch>.npz`` (host arrays): ``weights`` (K, d), ``bias`` (K,;
+    zeros without one) and the training ``counts``; the evaluation adds ``means`` and ``global_mean``."""
+    bias = b.detach().cpu() if b is not None else torch.zeros(len(counts))
+    return {"weights": w.detach().cpu().numpy(), "bias": bias.numpy(), "counts": np.asarray(counts)}
+
+
 def class_hits(logits: torch.Tensor, y: torch.Tensor, k: int) -> torch.Tensor:
     """Correct predictions per class (K,), on the device without a host read."""
     hit = (logits.argmax(1) == y).to(torch.float64)
@@ -48,9 +56,11 @@ def class_hits(logits: torch.Tensor, y: torch.Tensor, k: int) -> torch.Tensor:
 
 def _class_hits_total(y: torch.Tensor, k: int) -> torch.Tensor:
     """Samples per class (K,) float32 (a fixed-shape ``index_add_``, like the hit counts)."""
-    return torch.zeros(k, dtype=torch.float64, device=y.device).index_add_(
-        0, y, torch.ones_like(y, dtype=torch.float64)
-    ).float()
+    return (
+        torch.zeros(k, dtype=torch.float64, device=y.device)
+        .index_add_(0, y, torch.ones_like(y, dtype=torch.float64))
+        .float()
+    )
 
 
 def accuracy_row(hits: torch.Tensor, labels: torch.Tensor, counts: list[int]) -> dict[str, Any]:
@@ -74,8 +84,15 @@ def _val_accuracy(model, head, data: TrainData, device, bs: int, k: int) -> dict
     for i, f in _features(model, data.val_x, data, device, bs):
         y = data.val_y[i : i + bs].to(device)
         hits += class_hits(head(f), y, k)
+    return val_row(hits, data.val_y)
+
+
+def val_row(hits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    """``val/acc`` (overall) and ``val/balanced_acc`` (mean over the classes present) from the correct
+    predictions per class on the validation split: what model selection maximises (centralised and
+    federated runs)."""
     hits = hits.cpu().float()  # integer counts: exact in float32, as the accuracies are computed
-    tot = _class_hits_total(data.val_y, k)
+    tot = _class_hits_total(labels, len(hits))
     present = tot > 0
     return {
         "val/acc": float(hits.sum() / tot.sum()),
@@ -124,11 +141,7 @@ def evaluate(
     row.update(accuracy_row(per_correct, data.test_y, data.counts))
     if data.val_x is not None and len(data.val_y):
         row.update(_val_accuracy(model, head, data, device, bs, k))
-    geometry: dict[str, Any] = {
-        "weights": w.cpu().numpy(),
-        "bias": (b.cpu() if b is not None else torch.zeros(k)).numpy(),
-        "counts": torch.tensor(data.counts).numpy(),
-    }
+    geometry = head_geometry(w, b, data.counts)
     if nc:
         import warnings
 

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -35,6 +34,7 @@ from nclab.train.config import Config, config_sources, to_yaml
 from nclab.train.data_setup import load_data, preprocess
 from nclab.train.device import (  # noqa: F401  (steps_per_epoch, amp_dtype, to_device: public here too)
     amp_dtype,
+    derive_seed,
     determinism,
     device_of,
     init_distributed,
@@ -44,10 +44,6 @@ from nclab.train.device import (  # noqa: F401  (steps_per_epoch, amp_dtype, to_
 from nclab.train.evaluate import evaluate
 from nclab.train.hook_state import hook_states, restore_hooks
 from nclab.train.hooks import HookContext, TrainHook
-
-
-def _seed(*parts: int) -> int:
-    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
 
 
 class Trainer:
@@ -63,7 +59,7 @@ class Trainer:
     ):
         self.cfg, self.run = cfg, RunDir(run_dir)
         self.dir = self.run.path
-        self.device = device_of(cfg)
+        self.device = device_of(cfg.train.device)
         if self.device.type == "cuda" and torch.cuda.device_count() > 1:
             import os
 
@@ -334,7 +330,7 @@ class Trainer:
         No host synchronisation: the loss's finiteness is accumulated on the device and read by
         :meth:`_check_finite` every ``train.log_every`` steps, before a checkpoint and at epoch end."""
         cfg, d, dev = self.cfg, self.data, self.device
-        gen = torch.Generator().manual_seed(_seed(cfg.train.seed, self.global_step, 1))
+        gen = torch.Generator().manual_seed(derive_seed(cfg.train.seed, self.global_step, 1))
         x = preprocess(to_device(xb, dev), d, augment=cfg.data.augment, generator=gen)
         if self.channels_last and x.ndim == 4:
             x = x.contiguous(memory_format=torch.channels_last)
