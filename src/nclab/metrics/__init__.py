@@ -12,8 +12,16 @@ from nclab.metrics.groups import split_groups
 from nclab.metrics.measure import measure
 from nclab.metrics.second_pass import SecondPass
 from nclab.metrics.stats import FeatureStats
-from nclab.metrics.torchmetric import NeuralCollapse
 from nclab.metrics.twopass import ClassSums, SpanPass, SpanStats, choose_path, measure_batches, path_costs
+
+
+def __getattr__(name: str):  # noqa: ANN202 - NeuralCollapse imports torchmetrics: only on first use
+    if name == "NeuralCollapse":
+        from nclab.metrics.torchmetric import NeuralCollapse
+
+        return NeuralCollapse
+    raise AttributeError(f"module 'nclab.metrics' has no attribute {name!r}")
+
 
 __all__ = [
     "ClassSums",
