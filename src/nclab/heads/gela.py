@@ -48,7 +48,32 @@ def gela_scales(client_counts: Sequence[int] | torch.Tensor, c: float | None = N
     return (const * n / n.sum()).to(torch.float32)
 
 
-class GELAHead(nn.Module):
+class _ScaledETF(nn.Module):
+    """A fixed simplex ETF ``E`` (K x dim, drawn from ``seed``) with per-class scales ``phi``, both
+    buffers, never trained: the classifier rows ``diag(phi) E`` of both FedGELA heads."""
+
+    def _init_etf(self, num_classes: int, dim: int, seed: int) -> None:
+        etf = simplex_etf(num_classes, dim, generator=torch.Generator().manual_seed(seed))
+        self.register_buffer("etf", etf)
+        self.register_buffer("phi", torch.ones(num_classes, dtype=etf.dtype))
+        self.bias = None
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """Effective classifier rows ``diag(phi) E`` (K, dim)."""
+        return self.phi[:, None] * self.etf
+
+    def set_scales(self, phi: torch.Tensor) -> None:
+        """Set the per-class scales (FedGELA's local adaptation)."""
+        if phi.shape != self.phi.shape:
+            raise NclabError(f"scales must have shape {tuple(self.phi.shape)}, got {tuple(phi.shape)}")
+        self.phi.copy_(phi.to(self.phi))
+
+    def diagnostics(self) -> dict[str, float]:
+        return {"phi_min": float(self.phi.min()), "phi_max": float(self.phi.max())}
+
+
+class GELAHead(_ScaledETF):
     """Fixed simplex-ETF classifier (drawn from ``seed``) with per-class scales ``phi`` on normalised
     features scaled by ``tau``; ``E`` and ``phi`` are buffers, never trained.
 
@@ -60,31 +85,14 @@ class GELAHead(nn.Module):
         super().__init__()
         if not tau > 0:
             raise ConfigError(f"tau must be > 0, got {tau}")
-        etf = simplex_etf(num_classes, in_features, generator=torch.Generator().manual_seed(seed))
-        self.register_buffer("etf", etf)
-        self.register_buffer("phi", torch.ones(num_classes, dtype=etf.dtype))
+        self._init_etf(num_classes, in_features, seed)
         self.tau = float(tau)
-        self.bias = None
-
-    @property
-    def weight(self) -> torch.Tensor:
-        """Effective classifier rows ``diag(phi) E`` (K, d)."""
-        return self.phi[:, None] * self.etf
-
-    def set_scales(self, phi: torch.Tensor) -> None:
-        """Set the per-class scales (FedGELA's local adaptation)."""
-        if phi.shape != self.phi.shape:
-            raise NclabError(f"scales must have shape {tuple(self.phi.shape)}, got {tuple(phi.shape)}")
-        self.phi.copy_(phi.to(self.phi))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:  # (B, d) -> (B, K)
         return self.tau * F.normalize(features, dim=1) @ self.weight.T
 
-    def diagnostics(self) -> dict[str, float]:
-        return {"phi_min": float(self.phi.min()), "phi_max": float(self.phi.max())}
 
-
-class GELAAuthorsHead(nn.Module):
+class GELAAuthorsHead(_ScaledETF):
     """FedGELA's head as its authors' code runs it (Fan et al. 2023): a trained projection MLP
     ``Linear(h, h) - ReLU - Linear(h, p)`` and an affine ``BatchNorm1d(p)`` give ``z``; the logits are
     ``z @ (diag(phi) E)^T / T`` with ``E`` a fixed simplex ETF (K x p, drawn from ``seed``) and ``phi``
@@ -115,22 +123,8 @@ class GELAAuthorsHead(nn.Module):
             nn.Linear(in_features, in_features), nn.ReLU(), nn.Linear(in_features, dim)
         )
         self.bn = nn.BatchNorm1d(dim)
-        etf = simplex_etf(num_classes, dim, generator=torch.Generator().manual_seed(seed))
-        self.register_buffer("etf", etf)
-        self.register_buffer("phi", torch.ones(num_classes, dtype=etf.dtype))
+        self._init_etf(num_classes, dim, seed)
         self.temperature = float(temperature)
-        self.bias = None
-
-    @property
-    def weight(self) -> torch.Tensor:
-        """Effective classifier rows ``diag(phi) E`` (K, p)."""
-        return self.phi[:, None] * self.etf
-
-    def set_scales(self, phi: torch.Tensor) -> None:
-        """Set the per-class scales (FedGELA's local adaptation)."""
-        if phi.shape != self.phi.shape:
-            raise NclabError(f"scales must have shape {tuple(self.phi.shape)}, got {tuple(phi.shape)}")
-        self.phi.copy_(phi.to(self.phi))
 
     def project(self, features: torch.Tensor) -> torch.Tensor:  # (B, h) -> (B, p)
         """The feature the ETF sees: ``BN(projection(h))``."""
@@ -138,9 +132,6 @@ class GELAAuthorsHead(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:  # (B, h) -> (B, K)
         return self.project(features) @ self.weight.T / self.temperature
-
-    def diagnostics(self) -> dict[str, float]:
-        return {"phi_min": float(self.phi.min()), "phi_max": float(self.phi.max())}
 
 
 @register_head
