@@ -58,6 +58,9 @@ class LocalConfig:
 
 @dataclass
 class FedConfig:
+    """A federated run (docs/fed.md): the method; the server's rounds and client sampling; centralised
+    training's data, model and head sections; the partition; the clients' local training."""
+
     method: str = "fedgela"
     seed: int = 0
     rounds: int = 10

@@ -194,13 +194,3 @@ def make_server_app(
         return ServerAppComponents(strategy=strategy, config=ServerConfig(num_rounds=rounds))
 
     return ServerApp(server_fn=server_fn)
-
-
-__all__ = [
-    "NclabClient",
-    "NclabStrategy",
-    "client_weight",
-    "make_client_app",
-    "make_server_app",
-    "weighted_average",
-]

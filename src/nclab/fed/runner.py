@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
+from nclab import textfmt
 from nclab.errors import ConfigError, DataError, NclabError
 from nclab.fed.config import FedConfig, config_sources
 from nclab.fed.local import load_shared_state, predict, shared_state
@@ -148,9 +149,8 @@ class FedRun:
         self.run.append(row)
         self.run.save_checkpoint({"round": rnd, "params": params_t})
         self.done_rounds = rnd
-        personal = row["fed/personal_acc"]
-        personal_txt = "n/a" if personal is None else f"{personal:.4f}"
-        print(f"round {rnd}/{self.cfg.rounds}: acc {row['acc/all']:.4f} personal {personal_txt}", flush=True)
+        personal = textfmt.num(row["fed/personal_acc"])  # '-' when no client held a test class
+        print(f"round {rnd}/{self.cfg.rounds}: acc {row['acc/all']:.4f} personal {personal}", flush=True)
 
 
 def run_fed(cfg: FedConfig, run_dir: str | Path, *, resume: bool = False) -> Path:
