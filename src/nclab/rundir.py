@@ -39,9 +39,6 @@ __all__ = [
     "append_row",
     "clean",
     "duplicate_evaluations",
-    "is_complete",
-    "is_diverged",
-    "read_config",
     "read_rows",
     "with_meta",
     "write_text_atomic",
@@ -571,19 +568,3 @@ def with_meta(config_text: str, meta: dict[str, Any]) -> str:
       counts: [5, 1]
     """
     return config_text + "meta:\n" + "".join(f"  {k}: {json.dumps(v)}\n" for k, v in meta.items())
-
-
-# -- one-call conveniences on a path ------------------------------------------------------------------
-def is_complete(run_dir: str | Path) -> bool:
-    """:meth:`RunDir.is_complete` of ``run_dir``."""
-    return RunDir(run_dir).is_complete()
-
-
-def is_diverged(run_dir: str | Path) -> bool:
-    """:meth:`RunDir.is_diverged` of ``run_dir``."""
-    return RunDir(run_dir).is_diverged()
-
-
-def read_config(run_dir: str | Path) -> Any:
-    """:meth:`RunDir.config` of ``run_dir``."""
-    return RunDir(run_dir).config()

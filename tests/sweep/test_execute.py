@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from nclab.cli import main
-from nclab.rundir import is_complete
+from nclab.rundir import RunDir
 from nclab.sweep.execute import command_line, execute, plan
 from tests.sweep.helpers import RECIPE, ROOT, files_of, metrics_of, write_run
 
@@ -94,8 +94,8 @@ def test_killed_sweep_resumes_exactly(tmp_path):
         if p.poll() is None:
             os.killpg(p.pid, signal.SIGKILL)
         p.wait()
-    assert is_complete(a)
-    if is_complete(b):
+    assert RunDir(a).is_complete()
+    if RunDir(b).is_complete():
         pytest.skip(f"the second run finished before the kill: {sorted(os.listdir(b))} {p.returncode}")
     before = files_of(a)
     assert main(["sweep", str(spec), "--out", str(out)]) == 0
@@ -114,7 +114,7 @@ def test_fed_sweep_records_its_sources(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["sweep", str(spec), "--out", str(out)]) == 0
     run = out / "method=fedavg" / "seed=0"
-    assert is_complete(run)
+    assert RunDir(run).is_complete()
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     assert cfg["method"] == "fedavg" and cfg["rounds"] == 1
     assert [Path(s).name for s in cfg["meta"]["sources"]] == ["fed_synthetic.yaml"]

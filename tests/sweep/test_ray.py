@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from nclab.cli import main
-from nclab.rundir import is_complete
+from nclab.rundir import RunDir
 from tests.sweep.test_sweep import RECIPE, _metrics
 
 ray = pytest.importorskip("ray")
@@ -86,7 +86,10 @@ def test_ray_cluster_on_localhost_runs_a_two_run_sweep(tmp_path):
         )
         started = set(_session(head.pid))
         assert rc == 0
-        assert is_complete(out / "method=ce" / "seed=0") and is_complete(out / "method=la" / "seed=0")
+        assert (
+            RunDir(out / "method=ce" / "seed=0").is_complete()
+            and RunDir(out / "method=la" / "seed=0").is_complete()
+        )
     finally:
         started |= set(_session(head.pid))
         os.killpg(head.pid, signal.SIGTERM)  # `ray start --block` stops what it started

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from nclab.cli import main
-from nclab.rundir import is_complete
+from nclab.rundir import RunDir
 from tests.sweep.helpers import RECIPE, ROOT, files_of
 from tests.sweep.helpers import metrics_of as _metrics  # also imported by test_ray.py
 
@@ -44,9 +44,9 @@ def test_a_failing_run_does_not_stop_the_sweep(grid, capsys):
     _, out, rc = grid
     assert rc == 1  # not every run finished
     for s in (0, 1):
-        assert is_complete(out / "method=ce" / f"seed={s}")
-        assert is_complete(out / "method=crt" / f"seed={s}")
-        assert not is_complete(out / "method=broken" / f"seed={s}")
+        assert RunDir(out / "method=ce" / f"seed={s}").is_complete()
+        assert RunDir(out / "method=crt" / f"seed={s}").is_complete()
+        assert not RunDir(out / "method=broken" / f"seed={s}").is_complete()
         log = out / "method=broken" / f"seed={s}.log"
         assert "val_fraction" in log.read_text()
 

@@ -258,11 +258,11 @@ def test_a_diverged_run_says_so_in_its_rows(tmp_path):
     """A non-finite loss stops the run with a clear error and a row flagged ``diverged`` (read by
     ``nclab table`` and ``nclab sweep``)."""
     from nclab.errors import NclabError
-    from nclab.rundir import is_diverged
+    from nclab.rundir import RunDir
 
     with pytest.raises(NclabError, match="NaN or infinite"):
         loop.Trainer(_config(["optim.lr=1e30", "train.epochs=1"]), tmp_path / "r").fit()
-    assert _rows(tmp_path / "r")[-1]["diverged"] is True and is_diverged(tmp_path / "r")
+    assert _rows(tmp_path / "r")[-1]["diverged"] is True and RunDir(tmp_path / "r").is_diverged()
 
 
 def test_train_nc_rcond_sets_the_rank_of_sigma_b(tmp_path):
