@@ -12,19 +12,9 @@ from flwr.common import Code, FitRes, Status, ndarrays_to_parameters  # noqa: E4
 
 from nclab.fed.config import load_fed_config  # noqa: E402
 from nclab.fed.flower import NclabStrategy, weighted_average  # noqa: E402
+from tests.fed.helpers import Nodes
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-class _Clients:
-    def __init__(self, n):
-        self.nodes = {str(i): type("Node", (), {"cid": str(i)})() for i in range(n)}
-
-    def wait_for(self, n, timeout):
-        return True
-
-    def all(self):
-        return self.nodes
 
 
 def test_rounds_are_announced_and_counted(capsys):
@@ -32,7 +22,7 @@ def test_rounds_are_announced_and_counted(capsys):
     seen = []
     params = [np.ones(2, np.float32)]
     strategy = NclabStrategy(cfg, params, lambda r, p, m: seen.append(r), round_offset=1)
-    fit = strategy.configure_fit(1, ndarrays_to_parameters(params), _Clients(cfg.clients_per_round))
+    fit = strategy.configure_fit(1, ndarrays_to_parameters(params), Nodes(cfg.clients_per_round))
     assert len(fit) == cfg.clients_per_round
     err = capsys.readouterr().err
     assert f"federated rounds: 1/3 round (round 2/3: {cfg.clients_per_round} clients training)" in err

@@ -21,6 +21,7 @@ from nclab.fed.flower import NclabClient, NclabStrategy  # noqa: E402
 from nclab.fed.runner import FedRun  # noqa: E402
 from nclab.fed.setup import get_setup  # noqa: E402
 from nclab.rundir import RunDir  # noqa: E402
+from tests.fed.helpers import Nodes
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE = ROOT / "configs" / "recipes" / "fed_synthetic.yaml"
@@ -45,19 +46,6 @@ def simulated(tmp_path_factory):
     return run
 
 
-class _Nodes:
-    """A client manager with ``n`` connected nodes."""
-
-    def __init__(self, n):
-        self.nodes = {str(i): type("Node", (), {"cid": str(i)})() for i in range(n)}
-
-    def wait_for(self, n, timeout):
-        return True
-
-    def all(self):
-        return self.nodes
-
-
 def in_process(cfg, run_dir):
     """The rounds of ``cfg`` without Flower's transport: what the simulation must reproduce."""
     run = FedRun(cfg, run_dir)
@@ -66,7 +54,7 @@ def in_process(cfg, run_dir):
         client, params = NclabClient(get_setup(cfg)), ndarrays_to_parameters(run.initial_state())
         for rnd in range(1, cfg.rounds + 1):
             results = []
-            for _, ins in strategy.configure_fit(rnd, params, _Nodes(cfg.clients_per_round)):
+            for _, ins in strategy.configure_fit(rnd, params, Nodes(cfg.clients_per_round)):
                 new, n, metrics = client.fit(parameters_to_ndarrays(ins.parameters), ins.config)
                 results.append((None, FitRes(Status(Code.OK, ""), ndarrays_to_parameters(new), n, metrics)))
             params, _ = strategy.aggregate_fit(rnd, results, [])
