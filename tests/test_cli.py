@@ -42,7 +42,9 @@ def test_closed_pipe_is_quiet(tmp_path):
 
     spec = tmp_path / "s.yaml"
     many = ["train.epochs=1"] * 100  # long command lines: 100 runs overflow the pipe's buffer
-    spec.write_text(f"command: train\nbase: []\noverrides: {many}\naxes: {{a: {{x: []}}}}\nseeds: {list(range(100))}\n")
+    spec.write_text(
+        f"command: train\nbase: []\noverrides: {many}\naxes: {{a: {{x: []}}}}\nseeds: {list(range(100))}\n"
+    )
     p = subprocess.Popen(
         [sys.executable, "-m", "nclab", "sweep", str(spec), "--out", str(tmp_path / "o"), "--dry-run"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env(),
