@@ -122,3 +122,17 @@ def test_fed_sweep_records_its_sources(tmp_path, capsys):
     assert main(["table", str(out), "--metrics", "acc/all", "fed/personal_acc", "--format", "json"]) == 0
     (row,) = json.loads(capsys.readouterr().out)
     assert row["method"] == "fedavg" and row["seeds"] == 1 and 0.0 <= row["acc/all"]["mean"] <= 1.0
+
+
+def test_the_record_names_the_spec_and_source_relative_to_the_sweeps_directory(tmp_path):
+    """A record committed to a repository (results/) names the spec as every clone has it."""
+    from nclab.sweep.execute import _record
+
+    spec, src = tmp_path / "configs" / "g.yaml", tmp_path / "results" / "g" / "m=ce" / "seed=0"
+    p = _payload(tmp_path, spec=str(spec), source=str(src), cwd=str(tmp_path))
+    _record(p)
+    rec = json.loads((Path(p["dir"]) / "sweep.json").read_text())
+    assert rec["spec"] == "configs/g.yaml" and rec["after"] == "results/g/m=ce/seed=0"
+    _record({**p, "cwd": str(tmp_path / "elsewhere")})  # outside the working directory: as given
+    rec = json.loads((Path(p["dir"]) / "sweep.json").read_text())
+    assert rec["spec"] == str(spec) and rec["after"] == str(src)

@@ -3,6 +3,7 @@ and scripts/fed_table.py trained (configs/fmnist_lt/ce.yaml + the method's overr
 so the same seeds and budget give the same metrics as the tables in docs/results.md."""
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,49 @@ def test_fed_grid_spec():
         assert cfg.partition.classes_per_client == expect_c
         assert cfg.gela_c == (expect_c if r.axes["method"] == "fedgela_cpc" else None)
         assert cfg.data.imbalance == (100.0 if r.axes["setting"].startswith("lt100") else 1.0)
+
+
+RESULTS = SWEEPS.parents[1] / "results"
+
+
+def test_every_record_in_results_is_a_run_of_its_spec_that_a_sweep_skips():
+    """results/NAME holds compact records (config, counts, rows, sweep.json) of the runs of one spec: each
+    is a run of the spec its sweep.json names (same axes and seed, same place), and complete, so
+    `nclab sweep SPEC --out results/NAME` on a fresh clone trains only what is missing (docs/sweep.md).
+    A run still training here (its checkpoints beside it, never committed) is left out."""
+    from nclab.rundir import RunDir
+    from nclab.sweep.execute import RECORD
+
+    records = sorted(p.parent for p in RESULTS.glob(f"*/**/{RECORD}"))
+    assert records, "results/ holds no records"
+    runs_of: dict[Path, set[Path]] = {}
+    for d in records:
+        if (d / "checkpoints").is_dir():
+            continue  # being trained by a sweep on this machine
+        rec = json.loads((d / RECORD).read_text())
+        out = RESULTS / d.relative_to(RESULTS).parts[0]
+        spec = SWEEPS.parents[1] / rec["spec"]
+        if spec not in runs_of:
+            runs_of[spec] = {r.dir.resolve() for r in expand(load_spec(spec), out)}
+        assert d.resolve() in runs_of[spec], f"{d} is not a run of {rec['spec']}"
+        assert RunDir(d).is_complete(), f"{d} is incomplete"
+
+
+@pytest.mark.parametrize("grid", ["fmnist_spa_if1000", "fmnist_spa_if100"])
+def test_spa_grids_use_the_settings_the_tuning_chose(grid):
+    """Each strategy of the SpA grids runs with the setting of configs/sweeps/fmnist_spa_tune.yaml that has
+    the best last-epoch validation balanced accuracy in its records (results/fmnist_spa_tune)."""
+    tune = expand(load_spec(SWEEPS / "fmnist_spa_tune.yaml"), RESULTS / "fmnist_spa_tune")
+    best: dict[str, tuple[float, list[str]]] = {}
+    for r in tune:
+        strategy = r.axes["setting"].split("_")[0]
+        if strategy == "none":
+            continue
+        rows = [json.loads(line) for line in (r.dir / "metrics.jsonl").read_text().splitlines()]
+        score = rows[-1]["val/balanced_acc"]
+        if strategy not in best or score > best[strategy][0]:
+            best[strategy] = (score, [o for o in r.overrides if o.startswith("align.")])
+    assert set(best) == {"slerp", "proj", "reg"}
+    chosen = load_spec(SWEEPS / f"{grid}.yaml").axes["align"]
+    for strategy, (_, overrides) in best.items():
+        assert sorted(chosen[strategy].overrides) == sorted(overrides), strategy

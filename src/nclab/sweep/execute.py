@@ -70,10 +70,23 @@ def _rewrite_config(p: dict[str, Any]) -> None:
     run.write_config(text)
 
 
+def _portable(path: str | None, cwd: str | None) -> str | None:
+    """``path`` relative to the sweep's working directory when it lies inside it (a record committed to a
+    repository then names the spec as every clone has it), else as given."""
+    if path is None or cwd is None:
+        return path
+    try:
+        return str(Path(path).relative_to(Path(cwd).resolve()))
+    except ValueError:
+        return path
+
+
 def _record(p: dict[str, Any]) -> None:
     d = Path(p["dir"])
     d.mkdir(parents=True, exist_ok=True)
-    rec = {"axes": p["axes"], "seed": p["seed"], "order": p["order"], "spec": p["spec"], "after": p["source"]}
+    cwd = p.get("cwd")
+    rec = {"axes": p["axes"], "seed": p["seed"], "order": p["order"],
+           "spec": _portable(p["spec"], cwd), "after": _portable(p["source"], cwd)}  # fmt: skip
     write_text_atomic(d / RECORD, json.dumps(rec, indent=1) + "\n")
 
 
