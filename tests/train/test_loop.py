@@ -162,3 +162,27 @@ def test_run_with_validation_and_sparse_nc(tmp_path):
     full = exponential(cfg.data.n_max, cfg.data.num_classes, cfg.data.imbalance)
     assert sum(counts) < sum(full) and all(0 < c <= f for c, f in zip(counts, full))
     assert rows[-1]["stage"] == "tau_norm"
+
+
+def test_evaluating_less_often_or_in_other_batches_changes_no_training(tmp_path):
+    """The grids evaluate every 5 or 10 epochs at batch 128 (docs/results.md): evaluation draws no random
+    numbers and does not change the model, so the last row equals that of a run evaluating every epoch
+    in one batch, up to the float rounding of the evaluation's batching."""
+    base = ["train", str(SMOKE), "train.epochs=4", "data.val_fraction=0.2"]
+    assert (
+        main([*base, "train.eval_every=1", "train.eval_batch_size=4096", "--run-dir", str(tmp_path / "a")])
+        == 0
+    )
+    assert (
+        main([*base, "train.eval_every=4", "train.eval_batch_size=7", "--run-dir", str(tmp_path / "b")]) == 0
+    )
+    a, b = metrics_rows(tmp_path / "a"), metrics_rows(tmp_path / "b")
+    assert [x["epoch"] for x in a] == [1, 2, 3, 4] and [x["epoch"] for x in b] == [4]
+    for key in ("acc/all", "acc/per_class", "val/acc", "val/balanced_acc"):
+        assert a[-1][key] == b[-1][key], key
+    for key in ("loss/train", "loss/test", "nc/nc1", "nc/nc3"):
+        assert a[-1][key] == pytest.approx(b[-1][key], rel=1e-4), key
+    wa = torch.load(tmp_path / "a" / "checkpoints" / "last.pt", weights_only=True)
+    wb = torch.load(tmp_path / "b" / "checkpoints" / "last.pt", weights_only=True)
+    for k, v in wa["model"].items():
+        assert torch.equal(v, wb["model"][k]), k
