@@ -266,3 +266,13 @@ def test_config_errors_list_valid_keys(tmp_path):
         load_config(tmp_path / "none.yaml")
     with pytest.raises(ConfigError, match="optim.name"):
         load_config(SMOKE, ["optim.name=lbfgs"])
+
+
+def test_nc_features_values():
+    base = SMOKE
+    assert load_config(base).train.nc_features == "raw"
+    assert load_config(base, ["train.nc_features=unit"]).train.nc_features == "unit"
+    with pytest.raises(ConfigError, match="train.nc_features must be raw or unit"):
+        load_config(base, ["train.nc_features=sphere"])
+    with pytest.raises(ConfigError, match="use train.nc_source=eval"):
+        load_config(base, ["train.nc_features=unit", "train.nc_source=online"])

@@ -122,6 +122,7 @@ class TrainSection:
     nc_source: str = "eval"  # eval: an extra eval-mode pass over the training set | online: see docs
     nc_every: int = 1  # NC metrics at every this-many-th evaluation (and always at the last epoch)
     nc_rcond: float | None = None  # rank tolerance of Sigma_B^+ for nc1 (None: the exact pinv)
+    nc_features: str = "raw"  # raw | unit: NC of the L2-normalised features and classifier rows
     mixup_alpha: float = 0.0  # mixup (Zhang et al. 2018) with Beta(alpha, alpha) mixing; 0 = off
     ckpt_every_steps: int = 0  # also checkpoint inside an epoch every this many steps (0: off)
     amp: str = "auto"  # auto (float16 on CUDA) | on (float16, CUDA) | bf16 (bfloat16, CUDA or CPU) | off
@@ -222,6 +223,11 @@ def _validate(c: Config) -> None:
         ),
         (c.train.nc_every >= 1, "train.nc_every must be >= 1"),
         (c.train.nc_source in ("eval", "online"), "train.nc_source must be eval or online"),
+        (c.train.nc_features in ("raw", "unit"), "train.nc_features must be raw or unit"),
+        (
+            not (c.train.nc_features == "unit" and c.train.nc_source == "online"),
+            "train.nc_features=unit measures in the evaluation pass: use train.nc_source=eval",
+        ),
         (
             not (c.train.nc_source == "online" and c.train.mixup_alpha > 0),
             "train.nc_source=online reads the training batches' features, which mixup mixes: use eval",

@@ -115,8 +115,13 @@ def evaluate(
     train_stats: FeatureStats | None = None,
     train_loss_sum: float = 0.0,
     rcond: float | None = None,
+    unit: bool = False,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Returns (the flat metrics row, geometry arrays for ``geometry/<epoch>.npz``).
+
+    ``unit`` (``train.nc_features=unit``) measures NC, and writes the geometry, of the L2-normalised
+    features h/||h|| and classifier rows w_k/||w_k||: the quantities a cosine head's loss sees (Yaras et
+    al., NeurIPS 2022: features and classifier on the unit sphere). Accuracy and losses are unchanged.
 
     Under DDP each rank streams its shard ``rank::world`` of the training set into a FeatureStats and
     the statistics are summed across ranks (so NC metrics equal the single-process ones); the test set
@@ -141,6 +146,8 @@ def evaluate(
     row.update(accuracy_row(per_correct, data.test_y, data.counts))
     if data.val_x is not None and len(data.val_y):
         row.update(_val_accuracy(model, head, data, device, bs, k))
+    if unit:
+        w = F.normalize(w, dim=1)
     geometry = head_geometry(w, b, data.counts)
     if nc:
         import warnings
@@ -154,7 +161,7 @@ def evaluate(
             shard_x, shard_y = data.train_x[rank::world], data.train_y[rank::world]
             for i, f in _features(model, shard_x, data, device, bs):
                 y = shard_y[i : i + bs].to(device)
-                stats.update(f.float(), y, validate=False)
+                stats.update(F.normalize(f.float(), dim=1) if unit else f.float(), y, validate=False)
                 if getattr(loss_fn, "needs_features", False):
                     tloss += loss_fn(f, y, head.weight).double() * len(y)
                 else:
@@ -169,7 +176,7 @@ def evaluate(
                 flatten("nc", res, row)
             except ValueError as err:
                 row["nc/error"] = str(err)
-            test_f = torch.cat(feats)
+            test_f = F.normalize(torch.cat(feats), dim=1) if unit else torch.cat(feats)
             test_y = data.test_y.to(device)
             try:  # the stored test features: the two-pass path (docs/metrics.md), NC4 included
                 res = measure(

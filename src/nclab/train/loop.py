@@ -439,6 +439,7 @@ class Trainer:
             nc=self.cfg.train.nc_tracking,
             bs=bs,
             rcond=self.cfg.train.nc_rcond,
+            unit=self.cfg.train.nc_features == "unit",
         )
         out = {"epoch": self.epoch, "step": self.global_step, "lr": None, **info, **row}
         self.run.write_geometry(self.epoch, stage=s2.method, **geom)
@@ -460,6 +461,7 @@ class Trainer:
             train_stats=self.online.stats if self.online else None,
             train_loss_sum=self.online.loss if self.online else 0.0,
             rcond=self.cfg.train.nc_rcond,
+            unit=self.cfg.train.nc_features == "unit",
         )
         if self.rank != 0:  # only rank 0 writes
             return
