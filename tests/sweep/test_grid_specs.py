@@ -137,3 +137,45 @@ def test_spa_grids_use_the_settings_the_tuning_chose(grid):
     chosen = load_spec(SWEEPS / f"{grid}.yaml").axes["align"]
     for strategy, (_, overrides) in best.items():
         assert sorted(chosen[strategy].overrides) == sorted(overrides), strategy
+
+
+def _results_table_commands() -> list[list[str]]:
+    """The `nclab table results/... --block NAME` commands of docs/results.md's bash blocks, with their
+    continuation lines joined and the shell variables they set (M="...") expanded."""
+    import re
+    import shlex
+
+    text = (SWEEPS.parents[1] / "docs" / "results.md").read_text()
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+        env: dict[str, str] = {}
+        for line in block.replace("\\\n", " ").splitlines():
+            line = re.sub(r"\s+#.*$", "", line).strip()
+            if m := re.fullmatch(r'(\w+)="(.*)"', line):
+                env[m[1]] = m[2]
+            elif line.startswith("nclab table results/") and "--block" in line:
+                for k, v in env.items():
+                    line = line.replace(f"${k}", v)
+                commands.append(shlex.split(line)[1:])
+    return commands
+
+
+def test_docs_results_tables_regenerate_from_results(tmp_path, monkeypatch):
+    """Every table of docs/results.md that its text says comes from results/ is what `nclab table` writes
+    from the committed records today, on a fresh clone included."""
+    from nclab.cli import main
+
+    doc = SWEEPS.parents[1] / "docs" / "results.md"
+    copy = tmp_path / "results.md"
+    copy.write_text(doc.read_text())
+    commands = _results_table_commands()
+    assert len(commands) >= 4, commands
+    monkeypatch.chdir(SWEEPS.parents[1])
+    for argv in commands:
+        if not Path(argv[1]).exists():  # a grid not run yet: its block says so
+            name = argv[argv.index("--block") + 1]
+            assert f"<!-- {name}:begin -->\nNot yet run." in copy.read_text(), name
+            continue
+        argv[argv.index("--out") + 1] = str(copy)
+        assert main(argv) == 0, argv
+    assert copy.read_text() == doc.read_text()
