@@ -11,8 +11,9 @@ import pytest
 from nclab.fed.config import load_fed_config
 from nclab.sweep import expand, load_spec
 from nclab.train import load_config
+from tests.sweep.helpers import ROOT
 
-SWEEPS = Path(__file__).resolve().parents[2] / "configs" / "sweeps"
+SWEEPS = ROOT / "configs" / "sweeps"
 
 OLD_RECIPE = """
 data: {name: fmnist, imbalance: 100}
@@ -93,7 +94,7 @@ def test_fed_grid_spec():
         assert cfg.data.imbalance == (100.0 if r.axes["setting"].startswith("lt100") else 1.0)
 
 
-RESULTS = SWEEPS.parents[1] / "results"
+RESULTS = ROOT / "results"
 
 
 def test_every_record_in_results_is_a_run_of_its_spec_that_a_sweep_skips():
@@ -112,7 +113,7 @@ def test_every_record_in_results_is_a_run_of_its_spec_that_a_sweep_skips():
             continue  # being trained by a sweep on this machine
         rec = json.loads((d / RECORD).read_text())
         out = RESULTS / d.relative_to(RESULTS).parts[0]
-        spec = SWEEPS.parents[1] / rec["spec"]
+        spec = ROOT / rec["spec"]
         if spec not in runs_of:
             runs_of[spec] = {r.dir.resolve() for r in expand(load_spec(spec), out)}
         assert d.resolve() in runs_of[spec], f"{d} is not a run of {rec['spec']}"
@@ -123,13 +124,16 @@ def test_every_record_in_results_is_a_run_of_its_spec_that_a_sweep_skips():
 def test_spa_grids_use_the_settings_the_tuning_chose(grid):
     """Each strategy of the SpA grids runs with the setting of configs/sweeps/fmnist_spa_tune.yaml that has
     the best last-epoch validation balanced accuracy in its records (results/fmnist_spa_tune)."""
+    from nclab.rundir import RunDir
+
     tune = expand(load_spec(SWEEPS / "fmnist_spa_tune.yaml"), RESULTS / "fmnist_spa_tune")
     best: dict[str, tuple[float, list[str]]] = {}
     for r in tune:
         strategy = r.axes["setting"].split("_")[0]
         if strategy == "none":
             continue
-        rows = [json.loads(line) for line in (r.dir / "metrics.jsonl").read_text().splitlines()]
+        rows, torn = RunDir(r.dir).rows()
+        assert not torn, r.dir
         score = rows[-1]["val/balanced_acc"]
         if strategy not in best or score > best[strategy][0]:
             best[strategy] = (score, [o for o in r.overrides if o.startswith("align.")])
@@ -145,7 +149,7 @@ def _results_table_commands() -> list[list[str]]:
     import re
     import shlex
 
-    text = (SWEEPS.parents[1] / "docs" / "results.md").read_text()
+    text = (ROOT / "docs" / "results.md").read_text()
     commands = []
     for block in re.findall(r"```bash\n(.*?)```", text, re.S):
         env: dict[str, str] = {}
@@ -165,12 +169,12 @@ def test_docs_results_tables_regenerate_from_results(tmp_path, monkeypatch):
     from the committed records today, on a fresh clone included."""
     from nclab.cli import main
 
-    doc = SWEEPS.parents[1] / "docs" / "results.md"
+    doc = ROOT / "docs" / "results.md"
     copy = tmp_path / "results.md"
     copy.write_text(doc.read_text())
     commands = _results_table_commands()
     assert len(commands) >= 4, commands
-    monkeypatch.chdir(SWEEPS.parents[1])
+    monkeypatch.chdir(ROOT)
     for argv in commands:
         if not Path(argv[1]).exists():  # a grid not run yet: its block says so
             name = argv[argv.index("--block") + 1]
