@@ -81,6 +81,42 @@ def test_fmnist_grid_specs_compose_the_scripts_configs(tmp_path, grid):
         assert _effective(load_config(r.files, r.overrides)) == _effective(load_config(old, script)), r.label
 
 
+@pytest.mark.parametrize("spec", sorted(p.name for p in SWEEPS.glob("*.yaml")))
+def test_every_sweep_spec_composes_a_valid_config_for_every_run(spec):
+    """A spec's files and overrides compose, run by run, a config the schema accepts, so a grid never fails
+    hours in on a typo in its last cell."""
+    s = load_spec(SWEEPS / spec)
+    load = load_fed_config if s.command == "fed" else load_config
+    for r in expand(s, Path("out")):
+        base = r.source or r  # a run that starts from another one adds its overrides to that run's config
+        cfg = load(base.files, [*base.overrides, *(r.overrides if r.source else [])])
+        assert (cfg.seed if s.command == "fed" else cfg.train.seed) == r.seed, r.label
+
+
+def test_zoo_at_the_budget_is_the_zoo_with_the_budget_grids_settings():
+    """configs/sweeps/fmnist_zoo_budget.yaml trains the runs of fmnist_zoo.yaml at the 30-epoch budget with
+    the evaluation settings of fmnist_spa_if1000.yaml, so its CE, LA, Balanced Softmax and LDAM-DRW runs at
+    IF = 1000 are the SpA grid's runs without alignment."""
+    old = {r.key: r for r in expand(load_spec(SWEEPS / "fmnist_zoo.yaml"), Path("a"))}
+    new = expand(load_spec(SWEEPS / "fmnist_zoo_budget.yaml"), Path("b"))
+    assert {r.key for r in new} == set(old)
+    spa = {
+        (r.axes["method"], r.seed): r
+        for r in expand(load_spec(SWEEPS / "fmnist_spa_if1000.yaml"), Path("c"))
+        if r.axes["align"] == "none"
+    }
+    budget = ["train.epochs=30", "train.eval_every=5", "train.eval_batch_size=128", "train.channels_last=on"]
+    for r in new:
+        if r.source is not None:
+            assert r.source.axes == {**r.axes, "method": "ce"} and r.overrides == old[r.key].overrides
+            continue
+        want = dataclasses.asdict(load_config(old[r.key].files, [*old[r.key].overrides, *budget]))
+        assert dataclasses.asdict(load_config(r.files, r.overrides)) == want, r.label
+        twin = spa.get((r.axes["method"], r.seed))
+        if r.axes["imbalance"] == "1000" and twin is not None:
+            assert dataclasses.asdict(load_config(twin.files, twin.overrides)) == want, r.label
+
+
 def test_fed_grid_spec():
     runs = expand(load_spec(SWEEPS / "fed_fmnist.yaml"), Path("out"))
     assert len(runs) == 3 * 5 * 3
