@@ -87,3 +87,57 @@ def test_paired_cells_show_the_95_percent_interval(tmp_path, capsys):
     ci = stats.t.ppf(0.975, 2) * diff.std(ddof=1) / np.sqrt(3)
     assert f"| b | 3 | {diff.mean():+.2f} ± {ci:.2f} |" in md and "95% Student-t interval" in md
     assert f"| b | 3 | {np.mean(arm) * 100:.2f} ± {np.std(arm, ddof=1) * 100:.2f} |" in md
+
+
+def test_best_of_keeps_each_arms_best_choice(tmp_path, capsys):
+    """``--best-of lr=min:KEY``: per head, the lr with the lowest mean KEY over seeds (worked out by hand
+    below); a tie goes to the lr first in the sweep's order, a diverged lr is never chosen, and the
+    paired rows against another axis are kept for the chosen lr only."""
+    import pytest
+
+    from nclab.errors import ConfigError
+
+    nc1 = {  # (head, lr) -> NC1 of seeds 0 and 1
+        ("lin", "0.1"): [0.2, 0.4],  # mean 0.3
+        ("lin", "0.3"): [0.1, 0.3],  # mean 0.2: chosen for lin
+        ("cos", "0.1"): [0.5, 0.1],  # mean 0.3: tie with 0.3, first in order: chosen for cos
+        ("cos", "0.3"): [0.3, 0.3],
+        ("cos", "1.0"): [0.0, None],  # seed 1 diverged: never chosen, though seed 0 has the lowest NC1
+    }
+    for (head, lr), vals in nc1.items():
+        for seed, v in enumerate(vals):
+            row = (
+                {"epoch": 1, "nc/nc1": v, "loss/train": 1.0}
+                if v is not None
+                else {"epoch": 1, "diverged": True}
+            )
+            d = write_run(tmp_path / head / lr / f"seed={seed}", [row], epochs=1, seed=seed)
+            order = [["lin", "cos"].index(head), ["0.1", "0.3", "1.0"].index(lr)]
+            (d / "sweep.json").write_text(
+                json.dumps({"axes": {"head": head, "lr": lr}, "seed": seed, "order": order})
+            )
+    runs, _ = load_runs(find_runs([tmp_path]))
+    out = aggregate(runs, metrics=["nc/nc1"], best_of="lr=min:nc/nc1")
+    assert [(r["head"], r["lr"], round(r["nc/nc1"]["mean"], 12)) for r in out] == [
+        ("lin", "0.3", 0.2),
+        ("cos", "0.1", 0.3),
+    ]
+    worst = aggregate(runs, metrics=["nc/nc1"], best_of="lr=max:nc/nc1")
+    assert [(r["head"], r["lr"]) for r in worst] == [("lin", "0.1"), ("cos", "0.1")]
+    paired = [
+        r
+        for r in aggregate(runs, metrics=["nc/nc1"], best_of="lr=min:nc/nc1", paired_against="head=lin")
+        if "paired_against" in r
+    ]
+    assert [(r["head"], r["lr"], round(r["nc/nc1"]["mean"], 12)) for r in paired] == [("cos", "0.1", 0.0)]
+    assert main(["table", str(tmp_path), "--metrics", "nc/nc1", "--best-of", "lr=min:nc/nc1"]) == 0
+    md = capsys.readouterr().out
+    assert md.startswith("The lr of each row is the one with the lowest mean nc/nc1 over seeds.")
+    assert "| lin | 0.3 | 2 | 0.2000 ± 0.1414 |" in md and "| cos | 1.0 |" not in md
+    for bad in ("lr=nc/nc1", "lr=least:nc/nc1", "lr=min:", "depth=min:nc/nc1"):
+        with pytest.raises(ConfigError):
+            aggregate(runs, metrics=["nc/nc1"], best_of=bad)
+    with pytest.raises(ConfigError, match="both choose"):
+        aggregate(runs, metrics=["nc/nc1"], best_of="lr=min:nc/nc1", paired_against="lr=0.1")
+    assert main(["table", str(tmp_path), "--group-by", "head", "--best-of", "lr=min:nc/nc1"]) == 2
+    assert "not an axis the table groups by" in capsys.readouterr().err

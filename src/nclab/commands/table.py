@@ -4,6 +4,7 @@ Examples:
   nclab table runs/fmnist_etf
   nclab table runs/fmnist_etf --group-by imbalance method --metrics acc/all acc/few acc/all@selected
   nclab table runs/fmnist_spa --paired-against align=none --format json
+  nclab table runs/yaras_fmnist --best-of lr=min:nc/nc1    # each head at its own best learning rate
   nclab table runs/fmnist_etf --out docs/results.md --block fmnist_etf
 
 Markdown shows accuracies in percent; csv and json keep the units of metrics.jsonl (json: a list of rows
@@ -26,6 +27,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--paired-against", metavar="AXIS=CHOICE", help="add per-seed differences against a choice"
+    )
+    p.add_argument(
+        "--best-of",
+        metavar="AXIS=min:KEY",
+        help="keep, per group of the other axes, the choice of AXIS with the lowest (min) or highest (max) "
+        "mean KEY over seeds",
     )
     p.add_argument("--format", choices=["md", "csv", "json"], default="md")
     p.add_argument("--out", help="write to this file (with --block: only between its block markers)")
@@ -60,7 +67,12 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
     rows = aggregate(
-        runs, group_by=args.group_by, metrics=metrics, at=args.at, paired_against=args.paired_against
+        runs,
+        group_by=args.group_by,
+        metrics=metrics,
+        at=args.at,
+        paired_against=args.paired_against,
+        best_of=args.best_of,
     )
     group_by = args.group_by or list(dict.fromkeys(a for r in runs for a in r.axes))
     text = format_rows(rows, group_by, metrics or _default(), args.format)

@@ -11,6 +11,11 @@ the validation split (``--at selected``: the first stage-1 row with the best ``v
 run that ended with a stage-2 row is read at that row, which acts on the last backbone). ``KEY@selected``
 or ``KEY@last`` picks the row for one column. A per-class list is read as its mean. A run that diverged
 (a row flagged ``diverged``, or a non-finite loss in the row read) shows as ``diverged``.
+
+``best_of`` (``--best-of AXIS=min:KEY`` or ``AXIS=max:KEY``) keeps, in each group of the other axes, the
+one choice of AXIS whose mean KEY over seeds is lowest (highest): a parameter tuned per arm, as a user
+would tune it, with the chosen value in the AXIS column. Ties go to the choice first in the sweep's order;
+a choice with a diverged run or no value is never chosen.
 """
 
 from __future__ import annotations
@@ -137,12 +142,15 @@ def aggregate(
     metrics: list[str] | None = None,
     at: str = "last",
     paired_against: str | None = None,
+    best_of: str | None = None,
 ) -> list[dict[str, Any]]:
     """Rows of mean/std/n per metric, one per group (and, with ``paired_against`` = ``AXIS=CHOICE``, one
-    per non-baseline group of per-seed differences against the run with ``AXIS=CHOICE``).
+    per non-baseline group of per-seed differences against the run with ``AXIS=CHOICE``); with
+    ``best_of`` = ``AXIS=min:KEY`` (or ``max``), only the groups of the best choice of AXIS (module doc).
 
     Raises:
-        ConfigError: an unknown axis in ``group_by`` or ``paired_against``, or a malformed metric.
+        ConfigError: an unknown axis in ``group_by``, ``paired_against`` or ``best_of``, or a malformed
+            metric or ``best_of``.
     """
     if not runs:
         raise NclabError("no complete runs found")
@@ -193,7 +201,46 @@ def aggregate(
         for g, members in pairs.items():
             row = _summarise(dict(zip(group_by, g)), members, metrics, "pairs")
             out.append({**row, "paired_against": paired_against})
+    if best_of:
+        keep = _best_groups(best_of, groups, group_by, at, paired_against, group_of, runs)
+        out = [{**r, "best_of": best_of} for r in out if tuple(r.get(a, "-") for a in group_by) in keep]
     return out
+
+
+def _best_groups(
+    spec: str, groups: dict, group_by: list[str], at: str, paired_against: str | None, group_of, runs
+) -> set[tuple]:
+    """The groups of the best choice of ``AXIS`` for ``AXIS=min:KEY`` / ``AXIS=max:KEY``, one per group
+    of the other axes (ties to the choice first in the runs' order)."""
+    axis, _, rest = spec.partition("=")
+    sense, _, metric = rest.partition(":")
+    if sense not in ("min", "max") or not metric:
+        raise ConfigError(f"--best-of must be AXIS=min:KEY or AXIS=max:KEY, got {spec!r}")
+    if axis not in group_by:
+        raise ConfigError(
+            f"--best-of {spec}: {axis!r} is not an axis the table groups by ({', '.join(group_by)})"
+        )
+    if paired_against and paired_against.partition("=")[0] == axis:
+        raise ConfigError(f"--best-of and --paired-against cannot both choose along {axis!r}")
+    key, which = _parse(metric, at)
+    i = group_by.index(axis)
+    score: dict[tuple, float | None] = {}
+    for r in runs:
+        g = group_of(r)
+        row = _row(r.rows, which)
+        v = None if row is None or _diverged(r.rows, row) else _value(row, key)
+        if g not in score:
+            score[g] = 0.0
+        score[g] = None if v is None or score[g] is None else score[g] + v
+    best: dict[tuple, tuple[float, tuple]] = {}
+    for g, total in score.items():
+        if total is None:
+            continue
+        mean = total / len(groups[g])
+        other = g[:i] + g[i + 1 :]
+        if other not in best or (mean < best[other][0] if sense == "min" else mean > best[other][0]):
+            best[other] = (mean, g)
+    return {g for _, g in best.values()}
 
 
 def _summarise(group: dict[str, str], members: list[tuple[bool, list]], metrics: list[str], count: str):
@@ -256,6 +303,11 @@ def format_rows(rows: list[dict[str, Any]], group_by: list[str], metrics: list[s
     if fmt != "md":
         raise ConfigError(f"--format must be md, csv or json, got {fmt!r}")
     text = _md(main, group_by, metrics, "seeds", False)
+    if main and "best_of" in main[0]:
+        axis, _, rest = main[0]["best_of"].partition("=")
+        sense, _, key = rest.partition(":")
+        low = "lowest" if sense == "min" else "highest"
+        text = f"The {axis} of each row is the one with the {low} mean {key} over seeds.\n\n" + text
     if paired:
         text += (
             f"\n\nPaired by seed, minus {paired[0]['paired_against']} (mean difference ± the half-width of "
