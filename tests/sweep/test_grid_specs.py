@@ -179,6 +179,30 @@ def test_spa_grids_use_the_settings_the_tuning_chose(grid):
         assert sorted(chosen[strategy].overrides) == sorted(overrides), strategy
 
 
+def test_la_tuned_arm_uses_the_tau_the_tuning_chose():
+    """The `la_tau2` baseline of the SpA grid is LA at the tau of configs/sweeps/fmnist_la_tune.yaml with
+    the best last-epoch validation balanced accuracy in its records (results/fmnist_la_tune)."""
+    from nclab.rundir import RunDir
+
+    tune = expand(load_spec(SWEEPS / "fmnist_la_tune.yaml"), RESULTS / "fmnist_la_tune")
+    scores = {}
+    for r in tune:
+        rows, torn = RunDir(r.dir).rows()
+        assert not torn and RunDir(r.dir).is_complete(), r.dir
+        scores[float(r.axes["tau"])] = rows[-1]["val/balanced_acc"]
+    best = max(scores, key=scores.get)
+    assert min(scores) < best < max(scores), "the best tau is at the grid's edge: widen the grid"
+    arm = [
+        r
+        for r in expand(load_spec(SWEEPS / "fmnist_spa_if1000.yaml"), Path("x"))
+        if r.axes["method"] == "la_tau2"
+    ]
+    assert len(arm) == 4 * 5
+    for r in arm:
+        cfg = load_config(r.files, r.overrides)
+        assert cfg.loss.name == "la" and cfg.loss.kwargs["tau"] == best, r.label
+
+
 def _results_table_commands() -> list[list[str]]:
     """The `nclab table results/... --block NAME` commands of docs/results.md's bash blocks, with their
     continuation lines joined and the shell variables they set (M="...") expanded."""
