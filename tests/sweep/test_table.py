@@ -91,8 +91,8 @@ def test_paired_cells_show_the_95_percent_interval(tmp_path, capsys):
 
 def test_best_of_keeps_each_arms_best_choice(tmp_path, capsys):
     """``--best-of lr=min:KEY``: per head, the lr with the lowest mean KEY over seeds (worked out by hand
-    below); a tie goes to the lr first in the sweep's order, a diverged lr is never chosen, and the
-    paired rows against another axis are kept for the chosen lr only."""
+    below); a tie goes to the lr first in the sweep's order, a diverged lr is never chosen, and a
+    paired row against another axis pairs each arm at its best lr with the reference at its own."""
     import pytest
 
     from nclab.errors import ConfigError
@@ -129,7 +129,11 @@ def test_best_of_keeps_each_arms_best_choice(tmp_path, capsys):
         for r in aggregate(runs, metrics=["nc/nc1"], best_of="lr=min:nc/nc1", paired_against="head=lin")
         if "paired_against" in r
     ]
-    assert [(r["head"], r["lr"], round(r["nc/nc1"]["mean"], 12)) for r in paired] == [("cos", "0.1", 0.0)]
+    # cos at its best lr 0.1 minus lin at its own best lr 0.3, seed by seed: (0.5 - 0.1, 0.1 - 0.3)
+    assert [(r["head"], r["lr"], round(r["nc/nc1"]["mean"], 12)) for r in paired] == [("cos", "0.1", 0.1)]
+    assert main(["table", str(tmp_path), "--metrics", "nc/nc1", "--best-of", "lr=min:nc/nc1",
+                 "--paired-against", "head=lin"]) == 0  # fmt: skip
+    assert "minus head=lin at its own best lr" in capsys.readouterr().out
     assert main(["table", str(tmp_path), "--metrics", "nc/nc1", "--best-of", "lr=min:nc/nc1"]) == 0
     md = capsys.readouterr().out
     assert md.startswith("The lr of each row is the one with the lowest mean nc/nc1 over seeds.")

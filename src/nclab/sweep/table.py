@@ -15,7 +15,9 @@ or ``KEY@last`` picks the row for one column. A per-class list is read as its me
 ``best_of`` (``--best-of AXIS=min:KEY`` or ``AXIS=max:KEY``) keeps, in each group of the other axes, the
 one choice of AXIS whose mean KEY over seeds is lowest (highest): a parameter tuned per arm, as a user
 would tune it, with the chosen value in the AXIS column. Ties go to the choice first in the sweep's order;
-a choice with a diverged run or no value is never chosen.
+a choice with a diverged run or no value is never chosen. With ``paired_against`` too, each arm at its
+best choice is paired with the reference arm at the reference's own best choice (each tuned, as a user
+would tune each).
 """
 
 from __future__ import annotations
@@ -181,18 +183,31 @@ def aggregate(
     for r in runs:
         groups.setdefault(group_of(r), []).append(read(r))
     out = [_summarise(dict(zip(group_by, g)), members, metrics, "seeds") for g, members in groups.items()]
+    best: dict[tuple, str] = {}  # other axes' choices -> the best choice of the best-of axis
+    bi = 0
+    if best_of:
+        best, bi = _best_choices(best_of, groups, group_by, at, group_of, runs)
     if paired_against:
         axis, _, base = paired_against.partition("=")
         if axis not in axes or not base:
             raise ConfigError(
                 f"--paired-against must be AXIS=CHOICE with an axis of the runs ({', '.join(axes)})"
             )
+        if best_of and best_of.partition("=")[0] == axis:
+            raise ConfigError(f"--best-of and --paired-against cannot both choose along {axis!r}")
         index = {(tuple(sorted(r.axes.items())), r.seed): r for r in runs}
         pairs: dict[tuple, list[tuple[bool, list]]] = {}
         for r in runs:
             if r.axes.get(axis) == base:
                 continue
-            partner = index.get((tuple(sorted({**r.axes, axis: base}.items())), r.seed))
+            ref = {**r.axes, axis: base}
+            if best:  # the reference at its own best choice of the best-of axis
+                ref_g = tuple(ref.get(a, "-") for a in group_by)
+                choice = best.get(ref_g[:bi] + ref_g[bi + 1 :])
+                if choice is None:
+                    continue
+                ref[group_by[bi]] = choice
+            partner = index.get((tuple(sorted(ref.items())), r.seed))
             if partner is None:
                 continue
             (da, va), (db, vb) = read(r), read(partner)
@@ -202,16 +217,20 @@ def aggregate(
             row = _summarise(dict(zip(group_by, g)), members, metrics, "pairs")
             out.append({**row, "paired_against": paired_against})
     if best_of:
-        keep = _best_groups(best_of, groups, group_by, at, paired_against, group_of, runs)
-        out = [{**r, "best_of": best_of} for r in out if tuple(r.get(a, "-") for a in group_by) in keep]
+
+        def kept(r: dict[str, Any]) -> bool:
+            g = tuple(r.get(a, "-") for a in group_by)
+            return best.get(g[:bi] + g[bi + 1 :]) == g[bi]
+
+        out = [{**r, "best_of": best_of} for r in out if kept(r)]
     return out
 
 
-def _best_groups(
-    spec: str, groups: dict, group_by: list[str], at: str, paired_against: str | None, group_of, runs
-) -> set[tuple]:
-    """The groups of the best choice of ``AXIS`` for ``AXIS=min:KEY`` / ``AXIS=max:KEY``, one per group
-    of the other axes (ties to the choice first in the runs' order)."""
+def _best_choices(
+    spec: str, groups: dict, group_by: list[str], at: str, group_of, runs
+) -> tuple[dict[tuple, str], int]:
+    """For ``AXIS=min:KEY`` / ``AXIS=max:KEY``: the best choice of AXIS for each group of the other
+    axes (ties to the choice first in the runs' order), and AXIS's index in ``group_by``."""
     axis, _, rest = spec.partition("=")
     sense, _, metric = rest.partition(":")
     if sense not in ("min", "max") or not metric:
@@ -220,8 +239,6 @@ def _best_groups(
         raise ConfigError(
             f"--best-of {spec}: {axis!r} is not an axis the table groups by ({', '.join(group_by)})"
         )
-    if paired_against and paired_against.partition("=")[0] == axis:
-        raise ConfigError(f"--best-of and --paired-against cannot both choose along {axis!r}")
     key, which = _parse(metric, at)
     i = group_by.index(axis)
     score: dict[tuple, float | None] = {}
@@ -240,7 +257,7 @@ def _best_groups(
         other = g[:i] + g[i + 1 :]
         if other not in best or (mean < best[other][0] if sense == "min" else mean > best[other][0]):
             best[other] = (mean, g)
-    return {g for _, g in best.values()}
+    return {other: g[i] for other, (_, g) in best.items()}, i
 
 
 def _summarise(group: dict[str, str], members: list[tuple[bool, list]], metrics: list[str], count: str):
@@ -309,8 +326,11 @@ def format_rows(rows: list[dict[str, Any]], group_by: list[str], metrics: list[s
         low = "lowest" if sense == "min" else "highest"
         text = f"The {axis} of each row is the one with the {low} mean {key} over seeds.\n\n" + text
     if paired:
+        ref = paired[0]["paired_against"]
+        if "best_of" in paired[0]:
+            ref += f" at its own best {paired[0]['best_of'].partition('=')[0]}"
         text += (
-            f"\n\nPaired by seed, minus {paired[0]['paired_against']} (mean difference ± the half-width of "
+            f"\n\nPaired by seed, minus {ref} (mean difference ± the half-width of "
             "its 95% Student-t interval over the pairs):\n\n"
         )
         text += _md(paired, group_by, metrics, "pairs", True)
