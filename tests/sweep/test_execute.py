@@ -118,6 +118,7 @@ def test_fed_sweep_records_its_sources(tmp_path, capsys):
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     assert cfg["method"] == "fedavg" and cfg["rounds"] == 1
     assert [Path(s).name for s in cfg["meta"]["sources"]] == ["fed_synthetic.yaml"]
+    assert cfg["meta"]["device"] == "cpu"
     capsys.readouterr()
     assert main(["table", str(out), "--metrics", "acc/all", "fed/personal_acc", "--format", "json"]) == 0
     (row,) = json.loads(capsys.readouterr().out)
@@ -136,3 +137,18 @@ def test_the_record_names_the_spec_and_source_relative_to_the_sweeps_directory(t
     _record({**p, "cwd": str(tmp_path / "elsewhere")})  # outside the working directory: as given
     rec = json.loads((Path(p["dir"]) / "sweep.json").read_text())
     assert rec["spec"] == str(spec) and rec["after"] == str(src)
+
+
+def test_a_resumed_runs_cost_adds_its_sittings(tmp_path):
+    """The record's wall seconds add over the sittings of a resumed run; the device is its config's."""
+    from nclab.sweep.execute import _cost, _prior_cost, _record
+
+    p = _payload(tmp_path, cpus=2)
+    _record(p, {"seconds": 100.0, "cpus": 2, "gpus": 0, "device": "cpu"})
+    prior = _prior_cost(Path(p["dir"]))
+    assert prior == {"seconds": 100.0, "cpus": 2, "gpus": 0, "device": "cpu"}
+    (Path(p["dir"]) / "config.yaml").write_text('seed: 0\nmeta:\n  device: "cuda (NVIDIA H200)"\n')
+    cost = _cost(p, prior, 25.04)
+    assert cost == {"seconds": 125.0, "cpus": 2, "gpus": 0, "device": "cuda (NVIDIA H200)"}
+    (Path(p["dir"]) / "sweep.json").write_text("{not json")
+    assert _prior_cost(Path(p["dir"])) is None and _cost(p, None, 3.0)["seconds"] == 3.0

@@ -56,6 +56,9 @@ def test_after_starts_from_the_finished_run(grid):
     ce, crt = out / "method=ce" / "seed=0", out / "method=crt" / "seed=0"
     rec = json.loads((crt / "sweep.json").read_text())
     assert rec["axes"] == {"method": "crt"} and rec["seed"] == 0 and rec["after"] == str(ce.resolve())
+    for d in (ce, crt):  # where it ran and its wall time, for the grid's measured cost
+        cost = json.loads((d / "sweep.json").read_text())["cost"]
+        assert cost["device"] == "cpu" and cost["cpus"] == 1 and cost["gpus"] == 0 and cost["seconds"] > 0
     a, b = _metrics(ce), _metrics(crt)
     assert b[: len(a)] == a  # the backbone's rows, copied
     assert len(b) == len(a) + 1 and b[-1]["stage"] == "crt" or b[-1].get("stage")

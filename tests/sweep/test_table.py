@@ -145,3 +145,30 @@ def test_best_of_keeps_each_arms_best_choice(tmp_path, capsys):
         aggregate(runs, metrics=["nc/nc1"], best_of="lr=min:nc/nc1", paired_against="lr=0.1")
     assert main(["table", str(tmp_path), "--group-by", "head", "--best-of", "lr=min:nc/nc1"]) == 2
     assert "not an axis the table groups by" in capsys.readouterr().err
+
+
+def test_the_markdown_table_ends_with_the_grids_measured_cost(tmp_path, capsys):
+    """CPU-hours = wall seconds x the run's CPUs, GPU-hours = seconds x max(GPUs, 1), per device (by
+    hand below); records without a cost are counted, and json stays a plain list of rows."""
+    costs = {
+        0: {"seconds": 1800.0, "cpus": 2, "gpus": 0, "device": "cpu"},  # 1 CPU-hour
+        1: {"seconds": 900.0, "cpus": 4, "gpus": 0, "device": "cpu"},  # 1 CPU-hour
+        2: {"seconds": 1800.0, "cpus": 8, "gpus": 0, "device": "cuda (NVIDIA H200)"},  # 0.5 GPU-hours
+        3: None,  # recorded before nclab sweep wrote costs
+    }
+    for seed, cost in costs.items():
+        d = write_run(tmp_path / f"seed={seed}", [{"epoch": 1, "acc/all": 0.5}], epochs=1, seed=seed)
+        rec = {"axes": {"m": "a"}, "seed": seed, "order": [0], **({"cost": cost} if cost else {})}
+        (d / "sweep.json").write_text(json.dumps(rec))
+    assert main(["table", str(tmp_path), "--metrics", "acc/all"]) == 0
+    md = capsys.readouterr().out
+    assert md.rstrip().endswith(
+        "Measured cost (nclab sweep's records): 2.00 CPU-hours on cpu (2 runs); "
+        "0.50 GPU-hours on cuda (NVIDIA H200) (1 run); 1 run recorded no time."
+    )
+    assert main(["table", str(tmp_path), "--metrics", "acc/all", "--format", "json"]) == 0
+    assert isinstance(json.loads(capsys.readouterr().out), list)
+    for seed in costs:  # no record carries a cost: no line
+        (tmp_path / f"seed={seed}" / "sweep.json").write_text(json.dumps({"axes": {"m": "a"}, "seed": seed}))
+    assert main(["table", str(tmp_path), "--metrics", "acc/all"]) == 0
+    assert "Measured cost" not in capsys.readouterr().out

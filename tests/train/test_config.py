@@ -135,6 +135,7 @@ def test_train_cli_takes_several_files(tmp_path, monkeypatch):
     rec = yaml.safe_load((run / "config.yaml").read_text())
     assert rec["loss"]["name"] == "la" and rec["align"]["strategies"] == ["slerp"]
     assert [Path(s).name for s in rec["meta"]["sources"]] == ["synthetic.yaml", "la.yaml", "slerp.yaml"]
+    assert rec["meta"]["device"] == "cpu" and rec["meta"]["world_size"] == 1  # where it ran
 
 
 def _tiny_cifar(root: Path, name: str, k: int):

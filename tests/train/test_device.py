@@ -7,7 +7,14 @@ import pytest
 import torch
 
 from nclab.train import load_config
-from nclab.train.device import determinism, device_of, init_distributed, steps_per_epoch, to_device
+from nclab.train.device import (
+    describe_device,
+    determinism,
+    device_of,
+    init_distributed,
+    steps_per_epoch,
+    to_device,
+)
 from tests.train.helpers import SMOKE
 
 
@@ -15,6 +22,19 @@ def test_device_of_auto_and_explicit():
     auto = device_of(load_config(SMOKE, ["train.device=auto"]).train.device)
     assert auto.type == ("cuda" if torch.cuda.is_available() else "cpu")
     assert device_of(load_config(SMOKE, ["train.device=cpu"]).train.device) == torch.device("cpu")
+
+
+def test_describe_device_names_the_gpu(monkeypatch):
+    """What a run's config meta and its sweep record say it ran on."""
+    assert describe_device(torch.device("cpu")) == "cpu"
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda d=None: "NVIDIA H200")
+    assert describe_device(torch.device("cuda", 0)) == "cuda (NVIDIA H200)"
+
+    def no_runtime(d=None):
+        raise AssertionError("Torch not compiled with CUDA enabled")
+
+    monkeypatch.setattr(torch.cuda, "get_device_name", no_runtime)
+    assert describe_device(torch.device("cuda")) == "cuda"
 
 
 @pytest.mark.parametrize("n", [1, 2, 31, 32, 33, 64, 65, 66, 67, 100])

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from nclab.errors import NclabError
-    from nclab.sweep.table import aggregate, find_runs, format_rows, load_runs, write_block
+    from nclab.sweep.table import aggregate, cost_line, find_runs, format_rows, load_runs, write_block
 
     if args.block and not args.out:
         raise NclabError("--block needs --out FILE")
@@ -76,6 +76,9 @@ def run(args: argparse.Namespace) -> int:
     )
     group_by = args.group_by or list(dict.fromkeys(a for r in runs for a in r.axes))
     text = format_rows(rows, group_by, metrics or _default(), args.format)
+    cost = cost_line(runs) if args.format == "md" else None
+    if cost:
+        text += "\n\n" + cost
     if not args.out:
         print(text)
     elif args.block:

@@ -24,6 +24,7 @@ from nclab.fed.config import FedConfig, config_sources
 from nclab.fed.local import load_shared_state, predict, shared_state
 from nclab.fed.setup import get_setup
 from nclab.rundir import RunDir, with_meta
+from nclab.train.device import describe_device
 from nclab.train.evaluate import accuracy_row, class_hits, flatten, head_geometry, val_row
 
 
@@ -66,7 +67,7 @@ class FedRun:
         if not resume:
             d = self.setup.data
             text = with_meta(
-                OmegaConf.to_yaml(OmegaConf.structured(self.cfg)), {"sources": config_sources(self.cfg)}
+                OmegaConf.to_yaml(OmegaConf.structured(self.cfg)), {"sources": config_sources(self.cfg), "device": describe_device(self.setup.device)}
             )
             classes = {"names": d.class_names, "counts": d.counts}
             self.run.create(text, classes, {"clients.json": {"clients": self._clients()}})

@@ -37,6 +37,7 @@ def payload(run: Run, spec: SweepSpec) -> dict[str, Any]:
         "order": list(run.order),
         "spec": str(spec.path.resolve()),
         "cpus": spec.resources["cpus"],
+        "gpus": spec.resources["gpus"],
         "cwd": os.getcwd(),
     }
 

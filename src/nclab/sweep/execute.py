@@ -81,13 +81,39 @@ def _portable(path: str | None, cwd: str | None) -> str | None:
         return path
 
 
-def _record(p: dict[str, Any]) -> None:
+def _record(p: dict[str, Any], cost: dict[str, Any] | None = None) -> None:
     d = Path(p["dir"])
     d.mkdir(parents=True, exist_ok=True)
     cwd = p.get("cwd")
     rec = {"axes": p["axes"], "seed": p["seed"], "order": p["order"],
            "spec": _portable(p["spec"], cwd), "after": _portable(p["source"], cwd)}  # fmt: skip
+    if cost:
+        rec["cost"] = cost
     write_text_atomic(d / RECORD, json.dumps(rec, indent=1) + "\n")
+
+
+def _prior_cost(d: Path) -> dict[str, Any] | None:
+    """The ``cost`` a run's record already holds (from earlier sittings of a resumed run), if any."""
+    try:
+        cost = json.loads((d / RECORD).read_text()).get("cost")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return cost if isinstance(cost, dict) and isinstance(cost.get("seconds"), int | float) else None
+
+
+def _cost(p: dict[str, Any], prior: dict[str, Any] | None, seconds: float) -> dict[str, Any]:
+    """What the run cost: wall seconds of its child processes over every sitting, the CPUs and GPUs it
+    held (the spec's resources) and the device its config's ``meta`` names (``cpu``, ``cuda (NAME)``)."""
+    try:
+        device = RunDir(p["dir"]).config().meta.get("device")
+    except Exception:  # noqa: BLE001 - a run whose config cannot be read still has a wall time
+        device = None
+    return {
+        "seconds": round(seconds + (prior or {}).get("seconds", 0.0), 1),
+        "cpus": p.get("cpus", 1),
+        "gpus": p.get("gpus", 0),
+        "device": str(device) if device is not None else None,
+    }
 
 
 def execute(p: dict[str, Any]) -> dict[str, Any]:
@@ -102,6 +128,7 @@ def execute(p: dict[str, Any]) -> dict[str, Any]:
     action = plan(p)
     if action == "complete":
         return {**out, "status": "skipped", "seconds": 0.0}
+    prior = _prior_cost(d) if action == "resume" else None
     try:
         if p.get("source"):
             src = Path(p["source"])
@@ -114,7 +141,7 @@ def execute(p: dict[str, Any]) -> dict[str, Any]:
             _rewrite_config(p)
         elif action == "start" and d.exists():
             shutil.rmtree(d)  # a start that died before its first checkpoint: begin again
-        _record(p)
+        _record(p, prior)
     except Exception as err:  # noqa: BLE001 - reported as this run's failure, the sweep goes on
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text(f"nclab sweep: cannot prepare {d}: {type(err).__name__}: {err}\n")
@@ -126,7 +153,10 @@ def execute(p: dict[str, Any]) -> dict[str, Any]:
     with open(log, "a" if action == "resume" else "w") as fh:
         fh.write(f"$ {' '.join(cmd)}\n")
         fh.flush()
+        t_run = time.time()
         rc = subprocess.run(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT, cwd=p.get("cwd")).returncode
+    if RunDir(d).config_path.is_file():  # the sitting's wall time, kept for a resume to add to
+        _record(p, _cost(p, prior, time.time() - t_run))
     ok = rc == 0 and RunDir(d).is_complete()
     reason = (
         "" if ok else (f"exit code {rc}" if rc else "it exited 0 but its metrics do not reach its budget")

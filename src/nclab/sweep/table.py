@@ -35,7 +35,7 @@ from nclab.errors import ConfigError, NclabError
 from nclab.rundir import RunDir
 from nclab.sweep.execute import RECORD
 
-__all__ = ["RunRecord", "aggregate", "find_runs", "format_rows", "load_runs", "write_block"]
+__all__ = ["RunRecord", "aggregate", "cost_line", "find_runs", "format_rows", "load_runs", "write_block"]
 
 DEFAULT_METRICS = ["acc/all", "acc/many", "acc/medium", "acc/few", "nc/nc1", "nc/nc3"]
 
@@ -47,6 +47,7 @@ class RunRecord:
     seed: int | None
     order: tuple = ()
     rows: list[dict[str, Any]] = field(default_factory=list)
+    cost: dict[str, Any] | None = None  # sweep.json's "cost": seconds, cpus, gpus, device
 
 
 def find_runs(paths: list[str | Path]) -> list[Path]:
@@ -73,7 +74,9 @@ def load_runs(dirs: list[Path]) -> tuple[list[RunRecord], list[Path]]:
         rows, _ = run.rows()
         if (d / RECORD).is_file():
             rec = run.read_json(RECORD)
-            runs.append(RunRecord(d, dict(rec["axes"]), rec.get("seed"), tuple(rec.get("order") or ()), rows))
+            cost = rec.get("cost") if isinstance(rec.get("cost"), dict) else None
+            order = tuple(rec.get("order") or ())
+            runs.append(RunRecord(d, dict(rec["axes"]), rec.get("seed"), order, rows, cost))
         else:
             runs.append(RunRecord(d, {"run": d.name}, run.seed(), (), rows))
     runs.sort(key=lambda r: (r.order, r.seed if r.seed is not None else -1, str(r.dir)))
@@ -335,6 +338,39 @@ def format_rows(rows: list[dict[str, Any]], group_by: list[str], metrics: list[s
         )
         text += _md(paired, group_by, metrics, "pairs", True)
     return text
+
+
+def cost_line(runs: list[RunRecord]) -> str | None:
+    """What the runs cost, from the ``cost`` nclab sweep records in each ``sweep.json``: per device,
+    CPU-hours (wall seconds x the CPUs the run held) on a CPU, GPU-hours (wall seconds x its GPUs, at
+    least 1) on a GPU; None when no run recorded a cost (records older than the field)."""
+    per: dict[str, list[float]] = {}
+    missing = 0
+    for r in runs:
+        c = r.cost or {}
+        if not isinstance(c.get("seconds"), int | float):
+            missing += 1
+            continue
+        device = str(c.get("device") or "an unrecorded device")
+        gpu = device.startswith("cuda")
+        hours = (
+            c["seconds"] * (max(float(c.get("gpus") or 0), 1.0) if gpu else float(c.get("cpus") or 1)) / 3600
+        )
+        per.setdefault(device, [0.0, 0])
+        per[device][0] += hours
+        per[device][1] += 1
+    if not per:
+        return None
+    parts = [
+        f"{h:.2f} {'GPU' if d.startswith('cuda') else 'CPU'}-hours on {d} ({_runs(n)})"
+        for d, (h, n) in per.items()
+    ]
+    tail = f"; {_runs(missing)} recorded no time" if missing else ""
+    return "Measured cost (nclab sweep's records): " + "; ".join(parts) + tail + "."
+
+
+def _runs(n: int) -> str:
+    return f"{n} run" if n == 1 else f"{n} runs"
 
 
 def write_block(path: str | Path, name: str, text: str) -> None:

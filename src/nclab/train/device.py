@@ -17,6 +17,17 @@ def device_of(device: str) -> torch.device:
     return torch.device(device)
 
 
+def describe_device(device: torch.device) -> str:
+    """Where a run computes, as its records name it: ``cpu``, or ``cuda (NAME)`` with the GPU's name
+    (``cuda`` alone where no name can be read, e.g. under a fake-tensor test on a CPU build)."""
+    if device.type != "cuda":
+        return device.type
+    try:
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    except (AssertionError, RuntimeError):  # no CUDA runtime to ask
+        return "cuda"
+
+
 def derive_seed(*parts: int) -> int:
     """A seed derived from integers (the run's seed, a step or round, a client) by numpy's
     SeedSequence: independent streams for every combination, the same on every machine."""

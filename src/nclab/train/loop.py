@@ -35,6 +35,7 @@ from nclab.train.data_setup import load_data, preprocess
 from nclab.train.device import (  # noqa: F401  (steps_per_epoch, amp_dtype, to_device: public here too)
     amp_dtype,
     derive_seed,
+    describe_device,
     determinism,
     device_of,
     init_distributed,
@@ -205,6 +206,8 @@ class Trainer:
             "nclab": __version__,
             "torch": torch.__version__,
             "python": platform.python_version(),
+            "device": describe_device(self.device),
+            "world_size": self.world,
             "data_checksum": self.data.checksum,
             "counts": self.data.counts,
             "sources": config_sources(self.cfg),  # the config files composed (nclab.compose)
