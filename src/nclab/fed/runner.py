@@ -67,7 +67,8 @@ class FedRun:
         if not resume:
             d = self.setup.data
             text = with_meta(
-                OmegaConf.to_yaml(OmegaConf.structured(self.cfg)), {"sources": config_sources(self.cfg), "device": describe_device(self.setup.device)}
+                OmegaConf.to_yaml(OmegaConf.structured(self.cfg)),
+                {"sources": config_sources(self.cfg), "device": describe_device(self.setup.device)},
             )
             classes = {"names": d.class_names, "counts": d.counts}
             self.run.create(text, classes, {"clients.json": {"clients": self._clients()}})

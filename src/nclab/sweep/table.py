@@ -205,8 +205,7 @@ def aggregate(
                 continue
             ref = {**r.axes, axis: base}
             if best:  # the reference at its own best choice of the best-of axis
-                ref_g = tuple(ref.get(a, "-") for a in group_by)
-                choice = best.get(ref_g[:bi] + ref_g[bi + 1 :])
+                choice = best.get(_without(tuple(ref.get(a, "-") for a in group_by), bi))
                 if choice is None:
                     continue
                 ref[group_by[bi]] = choice
@@ -223,7 +222,7 @@ def aggregate(
 
         def kept(r: dict[str, Any]) -> bool:
             g = tuple(r.get(a, "-") for a in group_by)
-            return best.get(g[:bi] + g[bi + 1 :]) == g[bi]
+            return best.get(_without(g, bi)) == g[bi]
 
         out = [{**r, "best_of": best_of} for r in out if kept(r)]
     return out
@@ -257,10 +256,15 @@ def _best_choices(
         if total is None:
             continue
         mean = total / len(groups[g])
-        other = g[:i] + g[i + 1 :]
+        other = _without(g, i)
         if other not in best or (mean < best[other][0] if sense == "min" else mean > best[other][0]):
             best[other] = (mean, g)
     return {other: g[i] for other, (_, g) in best.items()}, i
+
+
+def _without(g: tuple[str, ...], i: int) -> tuple[str, ...]:
+    """A group's choices without the one of axis ``i``: the group of the other axes."""
+    return g[:i] + g[i + 1 :]
 
 
 def _summarise(group: dict[str, str], members: list[tuple[bool, list]], metrics: list[str], count: str):
@@ -344,7 +348,8 @@ def cost_line(runs: list[RunRecord]) -> str | None:
     """What the runs cost, from the ``cost`` nclab sweep records in each ``sweep.json``: per device,
     CPU-hours (wall seconds x the CPUs the run held) on a CPU, GPU-hours (wall seconds x its GPUs, at
     least 1) on a GPU; None when no run recorded a cost (records older than the field)."""
-    per: dict[str, list[float]] = {}
+    hours: dict[str, float] = {}
+    count: dict[str, int] = {}
     missing = 0
     for r in runs:
         c = r.cost or {}
@@ -352,21 +357,20 @@ def cost_line(runs: list[RunRecord]) -> str | None:
             missing += 1
             continue
         device = str(c.get("device") or "an unrecorded device")
-        gpu = device.startswith("cuda")
-        hours = (
-            c["seconds"] * (max(float(c.get("gpus") or 0), 1.0) if gpu else float(c.get("cpus") or 1)) / 3600
-        )
-        per.setdefault(device, [0.0, 0])
-        per[device][0] += hours
-        per[device][1] += 1
-    if not per:
+        held = max(float(c.get("gpus") or 0), 1.0) if _gpu(device) else float(c.get("cpus") or 1)
+        hours[device] = hours.get(device, 0.0) + c["seconds"] * held / 3600
+        count[device] = count.get(device, 0) + 1
+    if not hours:
         return None
     parts = [
-        f"{h:.2f} {'GPU' if d.startswith('cuda') else 'CPU'}-hours on {d} ({_runs(n)})"
-        for d, (h, n) in per.items()
+        f"{h:.2f} {'GPU' if _gpu(d) else 'CPU'}-hours on {d} ({_runs(count[d])})" for d, h in hours.items()
     ]
     tail = f"; {_runs(missing)} recorded no time" if missing else ""
     return "Measured cost (nclab sweep's records): " + "; ".join(parts) + tail + "."
+
+
+def _gpu(device: str) -> bool:
+    return device.startswith("cuda")
 
 
 def _runs(n: int) -> str:
