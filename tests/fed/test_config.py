@@ -24,6 +24,7 @@ def test_every_fed_config_loads():
         ("partition.kind=iid", "partition.kind"),
         ("clients_per_round=5", "clients_per_round"),
         ("rounds=0", "rounds"),
+        ("eval_every=0", "eval_every must be >= 1"),
         ("device=cuda", "client_gpus"),
         ("client_gpus=-1", "client_gpus"),
         ("round=3", "Valid keys"),
@@ -136,7 +137,9 @@ def test_the_fair_grid_gives_every_method_the_same_optimiser():
     for r in runs:
         cfg = load_fed_config(r.files, r.overrides)
         loc, m = cfg.local, r.axes["method"]
-        assert cfg.seed == r.seed and cfg.rounds == 100 and cfg.data.val_fraction == 0.1
+        assert (
+            cfg.seed == r.seed and cfg.rounds == 100 and cfg.data.val_fraction == 0.1 and cfg.eval_every == 5
+        )
         assert loc.lr == float(r.axes["lr"]) and (loc.momentum, loc.weight_decay, loc.batch_size) == (
             0.9,
             1e-4,

@@ -88,6 +88,18 @@ def test_every_method_runs_its_rounds(method, tmp_path):
     assert (got[-1]["fed/missing_class_cos"] is not None) == learnable
 
 
+def test_eval_every_evaluates_fewer_rounds_and_trains_the_same(tmp_path):
+    """``eval_every=2`` over 5 rounds: rows at rounds 2, 4 and the last, equal to those of the run that
+    evaluates every round (evaluation changes no training); a checkpoint after every round."""
+    every = rows(in_process(load_fed_config(SMOKE, ["rounds=5"]), tmp_path / "every"))
+    sparse_dir = in_process(load_fed_config(SMOKE, ["rounds=5", "eval_every=2"]), tmp_path / "sparse")
+    sparse = rows(sparse_dir)
+    assert [r["round"] for r in sparse] == [2, 4, 5]
+    assert sparse == [r for r in every if r["round"] in (2, 4, 5)]
+    assert RunDir(sparse_dir).load_checkpoint()["round"] == 5 and RunDir(sparse_dir).is_complete()
+    assert sorted(p.name for p in (sparse_dir / "geometry").iterdir()) == ["2.npz", "4.npz", "5.npz"]
+
+
 def test_the_authors_fedgela_learns_and_selects_on_a_validation_split(tmp_path):
     """FedGELA as its authors' code runs it (configs/recipes/fed_gela_authors.yaml) through the real
     rounds: above chance (1/K = 0.25) on the test set, ``val/acc`` every round from a split carved before

@@ -74,6 +74,7 @@ class FedConfig:
     gela_c: float | None = None  # FedGELA's C (None: K)
     tau: float = 10.0  # logit scale of the methods' ETF heads on normalised features
     nc_samples: int = 5000  # training samples used for the NC metrics of the aggregated model
+    eval_every: int = 1  # evaluate every k rounds and at the last (checkpoint: every round)
     device: str = "auto"  # auto (CUDA when available) | cpu | cuda
     client_gpus: float = 0.0  # simulation: fraction of a GPU reserved per client (e.g. 0.1 on one GPU)
     run_dir: str = ""
@@ -129,6 +130,7 @@ def load_fed_config(
         (out.device in ("auto", "cpu", "cuda"), f"device must be auto, cpu or cuda, got {out.device!r}"),
         (out.client_gpus >= 0, f"client_gpus must be >= 0, got {out.client_gpus}"),
         (out.rounds >= 1, "rounds must be >= 1"),
+        (out.eval_every >= 1, f"eval_every must be >= 1 (1: every round), got {out.eval_every}"),
     ]
     for ok, msg in checks:
         if not ok:

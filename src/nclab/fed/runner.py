@@ -111,11 +111,22 @@ class FedRun:
 
     # -- per round ------------------------------------------------------------------------------
     def on_round(self, rnd: int, params: list[np.ndarray], client_metrics: list[dict[str, Any]]) -> None:
-        """Evaluate the aggregated model, append to metrics.jsonl, write geometry and checkpoint."""
+        """Checkpoint the aggregated model; at every ``eval_every``-th round and the last, first evaluate it,
+        append to metrics.jsonl and write its geometry."""
+        params_t = [torch.from_numpy(np.asarray(p)) for p in params]
+        if rnd % self.cfg.eval_every == 0 or rnd >= self.cfg.rounds:
+            self._evaluate(rnd, params_t, client_metrics)
+        else:
+            print(
+                f"round {rnd}/{self.cfg.rounds}: trained (evaluated every {self.cfg.eval_every})", flush=True
+            )
+        self.run.save_checkpoint({"round": rnd, "params": params_t})
+        self.done_rounds = rnd
+
+    def _evaluate(self, rnd: int, params_t: list[torch.Tensor], client_metrics: list[dict[str, Any]]) -> None:
         from nclab.metrics import measure
 
         s, d = self.setup, self.setup.data
-        params_t = [torch.from_numpy(np.asarray(p)) for p in params]
         model = s.build_model()
         load_shared_state(model, params_t)
         _, logits = predict(model, d.test_x)
@@ -149,8 +160,6 @@ class FedRun:
         geometry = head_geometry(w, b, d.counts)
         self.run.write_geometry(rnd, means=means.numpy(), global_mean=feats.mean(0).numpy(), **geometry)
         self.run.append(row)
-        self.run.save_checkpoint({"round": rnd, "params": params_t})
-        self.done_rounds = rnd
         personal = textfmt.num(row["fed/personal_acc"])  # '-' when no client held a test class
         print(f"round {rnd}/{self.cfg.rounds}: acc {row['acc/all']:.4f} personal {personal}", flush=True)
 
