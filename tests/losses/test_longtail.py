@@ -80,3 +80,5 @@ def test_loss_errors():
         create_loss("focal", [10, 0])
     with pytest.raises(ConfigError):
         create_loss("cb", COUNTS, beta=1.0)
+    with pytest.raises(ConfigError, match="remove loss.kwargs.gamma or set loss.kwargs.base=focal"):
+        create_loss("cb", COUNTS, gamma=2.0)  # softmax CB has no gamma: never silently ignored

@@ -148,14 +148,19 @@ def focal(counts: Sequence[int], *, gamma: float = 1.0) -> nn.Module:
 
 @register_loss
 def cb(
-    counts: Sequence[int], *, beta: float = 0.9999, base: str = "softmax", gamma: float = 1.0
+    counts: Sequence[int], *, beta: float = 0.9999, base: str = "softmax", gamma: float | None = None
 ) -> nn.Module:
-    """Class-balanced loss (beta) on softmax CE or focal (``base``)."""
+    """Class-balanced loss (beta) on softmax CE or focal (``base``; focal's ``gamma``, default 1)."""
     w = class_balanced_weights(counts, beta)
     if base == "softmax":
+        if gamma is not None:
+            raise ConfigError(
+                "cb: gamma is the focal loss's and base=softmax has none; remove loss.kwargs.gamma or set "
+                "loss.kwargs.base=focal"
+            )
         return WeightedCE(w)
     if base == "focal":
-        return FocalLoss(counts, gamma, weight=w)
+        return FocalLoss(counts, 1.0 if gamma is None else gamma, weight=w)
     raise ConfigError(f"cb base must be 'softmax' or 'focal', got {base!r}")
 
 
