@@ -8,7 +8,9 @@ build three things need help, and :func:`fake_cuda` provides them:
   /``.copy_`` across devices are answered with an empty fake tensor of the same shape on the target;
 - host reads (``.item()``, ``bool(t)``, ``float(t)``, ``.tolist()``), which need values a fake tensor
   does not have: answered with zeros and *counted* (``FakeCuda.syncs``: the host synchronisations a
-  GPU would make), so a test can assert that a training step makes none;
+  GPU would make), so a test can assert that a training step makes none; blocking host-to-device
+  copies (``.to("cuda")`` without ``non_blocking=True``, which PyTorch ends with a stream
+  synchronisation) are counted too, as ``h2d``;
 - autograd on fake CUDA tensors aborts a CPU build (the autograd engine asks for a CUDA device guard),
   so the forward pass runs under ``no_grad``, ``backward`` is a no-op and every optimizer step first
   gives each parameter without a gradient a zero gradient of its shape and device: the optimizer, the
@@ -106,6 +108,9 @@ class FakeCuda(TorchFunctionMode):
             if dev is not None and dev.type != t.device.type:
                 if dev.type == "cpu" and self.counting:
                     self.syncs["cpu"] += 1
+                blocking = not kwargs.get("non_blocking", any(a is True for a in args[1:]))
+                if dev.type == "cuda" and blocking and self.counting:  # memcpy_and_sync: waits on the stream
+                    self.syncs["h2d"] += 1
                 return torch.empty_strided(t.shape, t.stride(), dtype=dtype or t.dtype, device=dev)
             if t.device.type == "cuda":  # same device: the dtype (and memory format) may change
                 mf = kwargs.get("memory_format", torch.preserve_format)

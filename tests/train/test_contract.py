@@ -159,16 +159,38 @@ def test_trains_through_the_loop_on_fake_cuda(monkeypatch, tmp_path, image_data,
             t._stage2()
 
 
-def test_host_reads_per_step_before_and_after(monkeypatch, tmp_path):
-    """The host synchronisations of 8 training steps with online NC tracking and all three SpA
-    strategies (the fake-CUDA counter): today 1 (the end-of-epoch finiteness check)."""
-    with _fake_trainer(
-        monkeypatch, tmp_path, ["train.nc_source=online", "align.strategies=[proj,slerp,reg]"]
-    ) as (t, mode):
+@pytest.mark.parametrize(
+    "overrides",
+    [["train.nc_source=online"], ["train.mixup_alpha=0.2"]],  # mixup mixes the features online NC reads
+    ids=["online-nc", "mixup"],
+)
+def test_host_reads_per_step_before_and_after(monkeypatch, tmp_path, overrides):
+    """The host synchronisations of 8 training steps with all three SpA strategies and online NC tracking
+    or mixup (the fake-CUDA counter: host reads and blocking host-to-device copies): today 1 (the
+    end-of-epoch finiteness check). Before the index order moved to the device once per epoch, 2 blocking
+    copies of batch indices per step where the data lives on the GPU."""
+    with _fake_trainer(monkeypatch, tmp_path, ["align.strategies=[proj,slerp,reg]", *overrides]) as (t, mode):
         mode.syncs.clear()
         t._train_epoch()
         assert t.steps_per_epoch >= 4
         assert sum(mode.syncs.values()) == 1, dict(mode.syncs)
+
+
+def test_augmented_batches_reach_the_gpu_without_a_blocking_copy(monkeypatch):
+    """preprocess draws crops and flips on the host (the same on every device) and copies them, and the
+    normalisation constants, without blocking: a blocking host-to-device copy waits for all the stream's
+    queued work. Before, 5 such copies per augmented step; the fake-CUDA counter now counts them."""
+    from nclab.train.data_setup import preprocess
+
+    data = _images(3, 16)
+    with fake_cuda(monkeypatch) as mode:
+        xb = torch.zeros(8, 3, 16, 16, dtype=torch.uint8).to("cuda", non_blocking=True)
+        mode.syncs.clear()
+        out = preprocess(xb, data, augment=True, generator=torch.Generator().manual_seed(0))
+        assert out.device.type == "cuda" and tuple(out.shape) == (8, 3, 16, 16)
+        assert sum(mode.syncs.values()) == 0, dict(mode.syncs)
+        torch.zeros(3).to("cuda")  # the counter sees a blocking copy
+        assert mode.syncs == {"h2d": 1}
 
 
 def test_nearest_etf_head_trains_through_nclab_train(tmp_path):

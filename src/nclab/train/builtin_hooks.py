@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from nclab.metrics import FeatureStats
+from nclab.train.device import to_device
 from nclab.train.hooks import HookContext, TrainHook
 
 
@@ -30,13 +31,13 @@ def mixup_batch(
 ) -> tuple[torch.Tensor, tuple[float, torch.Tensor]]:
     """Mixup (Zhang et al., ICLR 2018): lam ~ Beta(alpha, alpha), x' = lam x + (1 - lam) x[perm].
 
-    Returns x' and (lam, perm); the loss is lam L(y) + (1 - lam) L(y[perm]). Drawn from ``generator`` so
-    that a resumed run mixes the same pairs."""
+    Returns x' and (lam, perm), perm on ``x``'s device; the loss is lam L(y) + (1 - lam) L(y[perm]).
+    Drawn on the host from ``generator`` (the same pairs on every device, and in a resumed run)."""
     seed = int(torch.randint(0, 2**62, (1,), generator=generator))
     lam = float(np.random.default_rng(seed).beta(alpha, alpha))
     g = torch.Generator().manual_seed(seed)
-    perm = torch.randperm(len(x), generator=g)
-    return lam * x + (1.0 - lam) * x[perm.to(x.device)], (lam, perm)
+    perm = to_device(torch.randperm(len(x), generator=g), x.device)  # without blocking on a GPU
+    return lam * x + (1.0 - lam) * x[perm], (lam, perm)
 
 
 class LossSchedule(TrainHook):
@@ -62,7 +63,7 @@ class Mixup(TrainHook):
 
     def combine_loss(self, loss, loss_of: Callable[[torch.Tensor], torch.Tensor], y, ctx):
         lam, perm = self._mix
-        return lam * loss + (1.0 - lam) * loss_of(y[perm.to(y.device)])
+        return lam * loss + (1.0 - lam) * loss_of(y[perm.to(y.device)])  # same device: no copy
 
 
 class OnlineNC(TrainHook):

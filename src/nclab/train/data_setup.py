@@ -9,6 +9,7 @@ import torch
 from nclab.data.lazy import LazyImages
 from nclab.errors import ConfigError
 from nclab.train.config import DataConfig
+from nclab.train.device import to_device
 
 
 @dataclass
@@ -157,14 +158,15 @@ def preprocess(
         b, _, h, w = xf.shape
         dev = xf.device
         padded = torch.nn.functional.pad(xf, (4, 4, 4, 4))
-        dx = torch.randint(0, 9, (b,), generator=generator).to(dev)
-        dy = torch.randint(0, 9, (b,), generator=generator).to(dev)
+        # drawn on the host (the same crops on every device), copied without blocking on the GPU
+        dx = to_device(torch.randint(0, 9, (b,), generator=generator), dev)
+        dy = to_device(torch.randint(0, 9, (b,), generator=generator), dev)
         rows = dy[:, None] + torch.arange(h, device=dev)[None, :]  # (B, H)
         cols = dx[:, None] + torch.arange(w, device=dev)[None, :]  # (B, W)
         idx_b = torch.arange(b, device=dev)[:, None, None]
         xf = padded.permute(0, 2, 3, 1)[idx_b, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
-        flip = (torch.rand(b, generator=generator) < 0.5).to(dev)
+        flip = to_device(torch.rand(b, generator=generator) < 0.5, dev)
         xf = torch.where(flip[:, None, None, None], xf.flip(3), xf)
-    mean = data.mean.to(xf.device)[None, :, None, None]
-    std = data.std.to(xf.device)[None, :, None, None]
+    mean = to_device(data.mean, xf.device)[None, :, None, None]
+    std = to_device(data.std, xf.device)[None, :, None, None]
     return (xf - mean) / std

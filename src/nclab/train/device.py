@@ -56,8 +56,10 @@ def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
     """Copy a host batch to ``device``: from pinned memory without blocking on CUDA."""
     if t.device.type == device.type and device.index in (None, t.device.index):
         return t
-    if device.type == "cuda" and t.device.type == "cpu" and torch.cuda.is_available():
-        return t.pin_memory().to(device, non_blocking=True)
+    if device.type == "cuda" and t.device.type == "cpu":
+        if torch.cuda.is_available():  # (not on a CPU build faking "cuda" tensors: tests/fake_cuda.py)
+            t = t.pin_memory()
+        return t.to(device, non_blocking=True)  # a blocking copy would wait for the stream's work
     return t.to(device)
 
 

@@ -296,7 +296,9 @@ class Trainer:
         """The remaining steps of epoch ``self.epoch`` (all of them unless resumed mid-epoch)."""
         cfg = self.cfg
         bs = cfg.train.batch_size
-        order = self.sampler.indices(self.epoch)  # deterministic in (seed, epoch)
+        order = self.sampler.indices(self.epoch)  # deterministic in (seed, epoch), drawn on the host
+        # one copy per epoch where the data lives on the GPU: the steps then index there (no blocking copy)
+        order = to_device(order, self.train_y.device)
         self.ctx.epoch, self.ctx.step_in_epoch = self.epoch, self.step_in_epoch
         for h in self.hooks:
             h.on_epoch_start(self.ctx)
