@@ -8,7 +8,10 @@ tracking. Two ways to track (``train.nc_source``):
   added to a FeatureStats as the epoch runs, plus the metric computation: no extra forward pass.
 Target (issue 4): tracking costs at most 10% of an epoch when evaluated every epoch.
 
-Usage: python bench/train.py [--n 2048] [--batch 128] [--classes 10]
+On CUDA (``--device cuda``) the data lives on the GPU, as ``train.data_on_device`` puts it there, and every
+timing ends with ``torch.cuda.synchronize()``.
+
+Usage: python bench/train.py [--n 2048] [--batch 128] [--classes 10] [--device cpu|cuda]
 """
 
 from __future__ import annotations
@@ -29,11 +32,14 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=2048)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--classes", type=int, default=10)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
     args = ap.parse_args()
+    dev = torch.device(args.device)
     g = torch.Generator().manual_seed(0)
-    x = torch.randint(0, 256, (args.n, 3, 32, 32), dtype=torch.uint8, generator=g)
+    x = torch.randint(0, 256, (args.n, 3, 32, 32), dtype=torch.uint8, generator=g).to(dev)
     y = torch.randint(0, args.classes, (args.n,), generator=g)
     y[: args.classes] = torch.arange(args.classes)
+    y = y.to(dev)
     data = TrainData(
         x,
         y,
@@ -47,13 +53,13 @@ def main() -> None:
         3,
         3 * 32 * 32,
     )
-    model = create_model("resnet32_cifar")
-    head = create_head("linear", model.num_features, args.classes)
+    model = create_model("resnet32_cifar").to(dev)
+    head = create_head("linear", model.num_features, args.classes).to(dev)
     opt = torch.optim.SGD(list(model.parameters()) + list(head.parameters()), lr=0.05, momentum=0.9)
 
     def epoch(online: FeatureStats | None = None):
         model.train()
-        order = torch.randperm(args.n, generator=g)
+        order = torch.randperm(args.n, generator=g).to(dev)
         for s in range(0, args.n, args.batch):
             idx = order[s : s + args.batch]
             xb = preprocess(x[idx], data, augment=True, generator=g)
@@ -68,25 +74,32 @@ def main() -> None:
     @torch.no_grad()
     def track():
         model.eval()
-        st = FeatureStats(args.classes, model.num_features)
+        st = FeatureStats(args.classes, model.num_features, device=dev)
         for s in range(0, args.n, args.batch):
             st.update(model(preprocess(x[s : s + args.batch], data)), y[s : s + args.batch])
         nc_metrics(st, head.weight, head.bias, allow_missing=True)
 
+    def timed(fn) -> float:
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - t0
+
+    def epoch_online() -> None:
+        epoch(online)
+        nc_metrics(online, head.weight, head.bias, allow_missing=True)
+
     epoch()  # warm-up
-    t0 = time.perf_counter()
-    epoch()
-    t_epoch = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    track()
-    t_track = time.perf_counter() - t0
-    online = FeatureStats(args.classes, model.num_features)
-    t0 = time.perf_counter()
-    epoch(online)
-    nc_metrics(online, head.weight, head.bias, allow_missing=True)
-    t_online = time.perf_counter() - t0 - t_epoch
+    t_epoch = timed(epoch)
+    t_track = timed(track)
+    online = FeatureStats(args.classes, model.num_features, device=dev)
+    t_online = timed(epoch_online) - t_epoch
     print(
-        f"torch {torch.__version__}, threads {torch.get_num_threads()}, resnet32_cifar, N={args.n}, batch {args.batch}"
+        f"torch {torch.__version__}, device {dev}, threads {torch.get_num_threads()}, resnet32_cifar, "
+        f"N={args.n}, batch {args.batch}"
     )
     print(f"{'':28} {'seconds':>9} {'images/s':>10}")
     print(f"{'epoch without tracking':28} {t_epoch:>9.2f} {args.n / t_epoch:>10.0f}")
