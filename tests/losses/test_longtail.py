@@ -20,6 +20,25 @@ def test_focal():
     assert _run("focal", gamma=0.0) == pytest.approx(ce(Z, Y), rel=1e-6)
 
 
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 1.0, 2.0])
+def test_focal_gradient_is_finite_where_p_rounds_to_one(gamma):
+    """A confident row (p = 1 in float32) adds nothing to the loss or the gradient; before, gamma < 1
+    gave NaN there (gamma q^(gamma - 1) at q = 0 times 0). The other row's gradient against float64 autograd
+    of the formula (1 - p)^gamma (-log p), with p from a float64 softmax."""
+    z = torch.tensor([[200.0, 0.0, 0.0], [0.3, -0.2, 0.1]], requires_grad=True)
+    y = torch.tensor([0, 2])
+    loss = create_loss("focal", [5, 3, 2], gamma=gamma)(z, y)
+    loss.backward()
+    assert torch.isfinite(z.grad).all()
+    assert torch.equal(z.grad[0], torch.zeros(3))
+    z64 = z.detach()[1].double().requires_grad_(True)
+    p = torch.softmax(z64, 0)[2]
+    ref = ((1 - p) ** gamma * -torch.log(p)) / 2  # the mean over the two rows; the first row adds 0
+    ref.backward()
+    assert float(loss) == pytest.approx(float(ref), rel=1e-6)
+    np.testing.assert_allclose(z.grad[1].numpy(), z64.grad.numpy(), rtol=1e-5, atol=1e-7)
+
+
 def test_class_balanced():
     w = cb_weights(COUNTS, 0.99)
     np.testing.assert_allclose(class_balanced_weights(COUNTS, 0.99).numpy(), w, rtol=1e-6)

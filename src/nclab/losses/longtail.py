@@ -55,7 +55,13 @@ class FocalLoss(nn.Module):
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         logp = F.log_softmax(logits.float(), 1).gather(1, targets[:, None]).squeeze(1)
-        loss = -((1 - logp.exp()) ** self.gamma) * logp
+        q = 1 - logp.exp()
+        # (1 - p)^gamma; where p rounds to 1 (q = 0) its value is 0 (1 for gamma = 0) and no gradient
+        # flows through it: d q^gamma / dq = gamma q^(gamma - 1) is infinite at 0 for gamma < 1, and
+        # inf x 0 made the loss NaN (seen with gamma = 0.5 on a confident batch)
+        pos = q > 0
+        mod = torch.where(pos, torch.where(pos, q, torch.ones_like(q)) ** self.gamma, 0.0 if self.gamma else 1.0)
+        loss = -mod * logp
         if self.weighted:
             w = self.weight[targets]
             return (w * loss).sum() / w.sum()
