@@ -60,7 +60,9 @@ class FocalLoss(nn.Module):
         # flows through it: d q^gamma / dq = gamma q^(gamma - 1) is infinite at 0 for gamma < 1, and
         # inf x 0 made the loss NaN (seen with gamma = 0.5 on a confident batch)
         pos = q > 0
-        mod = torch.where(pos, torch.where(pos, q, torch.ones_like(q)) ** self.gamma, 0.0 if self.gamma else 1.0)
+        mod = torch.where(
+            pos, torch.where(pos, q, torch.ones_like(q)) ** self.gamma, 0.0 if self.gamma else 1.0
+        )
         loss = -mod * logp
         if self.weighted:
             w = self.weight[targets]
