@@ -14,7 +14,7 @@ PY=${PY:-.venv/bin/python}
 [ -x "$PY" ] || PY=python3
 export PYTHONPATH="$PWD/src:$PWD${PYTHONPATH:+:$PYTHONPATH}"
 "$PY" - <<'PYEOF'
-import json, os, shutil, subprocess, sys, tempfile, time, traceback, warnings
+import json, os, shutil, subprocess, sys, tempfile, threading, time, traceback, warnings
 from collections import Counter
 from pathlib import Path
 
@@ -88,7 +88,11 @@ def _site(message, category, filename, lineno, file=None, line=None):
     if "synchroniz" in str(message):
         ours = [f for f in traceback.extract_stack() if "/nclab/" in f.filename]
         f = ours[-1] if ours else None
-        sites[f"{Path(f.filename).name}:{f.lineno} {f.name}" if f else f"{Path(filename).name}:{lineno}"] += 1
+        outer = [g for g in traceback.extract_stack()[:-1] if not g.filename.endswith("warnings.py")][-3:]
+        where = f"{threading.current_thread().name}: " + " < ".join(
+            f"{Path(g.filename).parent.name}/{Path(g.filename).name}:{g.lineno} {g.name}" for g in reversed(outer)
+        )
+        sites[f"{Path(f.filename).name}:{f.lineno} {f.name}" if f else where] += 1
 
 
 with warnings.catch_warnings():
