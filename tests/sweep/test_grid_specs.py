@@ -203,6 +203,42 @@ def test_la_tuned_arm_uses_the_tau_the_tuning_chose():
         assert cfg.loss.name == "la" and cfg.loss.kwargs["tau"] == best, r.label
 
 
+def test_tuned_zoo_uses_the_settings_the_tuning_chose():
+    """configs/sweeps/fmnist_zoo_tuned.yaml runs each method whose tuning (results/fmnist_lt_tune: best
+    last-epoch validation balanced accuracy) chose a value other than the zoo's default at that value,
+    and no other method but CE, its baseline."""
+    from nclab.rundir import RunDir
+
+    method_of = {
+        "focal": "focal",
+        "cb": "cb",
+        "ldam": "ldam_drw",
+        "mixup": "mixup",
+        "ls": "ce_ls",
+        "wb": "wb",
+    }
+    tune = load_spec(SWEEPS / "fmnist_lt_tune.yaml")
+    best: dict[str, tuple[float, str]] = {}
+    for r in expand(tune, RESULTS / "fmnist_lt_tune"):
+        rows, torn = RunDir(r.dir).rows()
+        assert not torn and RunDir(r.dir).is_complete(), r.dir
+        method = method_of[r.axes["setting"].split("_")[0]]
+        score = rows[-1]["val/balanced_acc"]
+        if method not in best or score > best[method][0]:
+            best[method] = (score, r.axes["setting"])
+    chosen = {m: tune.axes["setting"][setting] for m, (_, setting) in best.items()}
+    zoo = load_spec(SWEEPS / "fmnist_zoo_budget.yaml").axes["method"]
+    tuned = load_spec(SWEEPS / "fmnist_zoo_tuned.yaml").axes["method"]
+    for method, choice in chosen.items():
+        value = load_config(list(choice.files), list(choice.overrides))
+        if value == load_config(list(zoo[method].files), list(zoo[method].overrides)):
+            assert method not in tuned, f"{method}: the tuning kept its default"
+        else:
+            arm = tuned[method]
+            assert load_config(list(arm.files), list(arm.overrides)) == value, method
+    assert set(tuned) - set(chosen) == {"ce"}
+
+
 def _results_table_commands() -> list[list[str]]:
     """The `nclab table results/... --block NAME` commands of docs/results.md's bash blocks, with their
     continuation lines joined and the shell variables they set (M="...") expanded."""
