@@ -148,12 +148,14 @@ def test_best_of_keeps_each_arms_best_choice(tmp_path, capsys):
 
 
 def test_the_markdown_table_ends_with_the_grids_measured_cost(tmp_path, capsys):
-    """CPU-hours = wall seconds x the run's CPUs, GPU-hours = seconds x max(GPUs, 1), per device (by
-    hand below); records without a cost are counted, and json stays a plain list of rows."""
+    """CPU-hours = wall seconds x the run's CPUs, GPU-hours = seconds x the GPUs it reserved (a share of
+    one where runs share it; 1 where it reserved none), per device (by hand below); records without a
+    cost are counted, and json stays a plain list of rows."""
     costs = {
         0: {"seconds": 1800.0, "cpus": 2, "gpus": 0, "device": "cpu"},  # 1 CPU-hour
         1: {"seconds": 900.0, "cpus": 4, "gpus": 0, "device": "cpu"},  # 1 CPU-hour
         2: {"seconds": 1800.0, "cpus": 8, "gpus": 0, "device": "cuda (NVIDIA H200)"},  # 0.5 GPU-hours
+        4: {"seconds": 3600.0, "cpus": 4, "gpus": 0.25, "device": "cuda (NVIDIA H200)"},  # 0.25 GPU-hours
         3: None,  # recorded before nclab sweep wrote costs
     }
     for seed, cost in costs.items():
@@ -164,7 +166,7 @@ def test_the_markdown_table_ends_with_the_grids_measured_cost(tmp_path, capsys):
     md = capsys.readouterr().out
     assert md.rstrip().endswith(
         "Measured cost (nclab sweep's records): 2.00 CPU-hours on cpu (2 runs); "
-        "0.50 GPU-hours on cuda (NVIDIA H200) (1 run); 1 run recorded no time."
+        "0.75 GPU-hours on cuda (NVIDIA H200) (2 runs); 1 run recorded no time."
     )
     assert main(["table", str(tmp_path), "--metrics", "acc/all", "--format", "json"]) == 0
     assert isinstance(json.loads(capsys.readouterr().out), list)

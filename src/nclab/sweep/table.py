@@ -346,8 +346,9 @@ def format_rows(rows: list[dict[str, Any]], group_by: list[str], metrics: list[s
 
 def cost_line(runs: list[RunRecord]) -> str | None:
     """What the runs cost, from the ``cost`` nclab sweep records in each ``sweep.json``: per device,
-    CPU-hours (wall seconds x the CPUs the run held) on a CPU, GPU-hours (wall seconds x its GPUs, at
-    least 1) on a GPU; None when no run recorded a cost (records older than the field)."""
+    CPU-hours (wall seconds x the CPUs the run held) on a CPU, GPU-hours (wall seconds x the GPUs it
+    reserved, a fraction where runs share one, 1 where it reserved none) on a GPU; None when no run
+    recorded a cost (records older than the field)."""
     hours: dict[str, float] = {}
     count: dict[str, int] = {}
     missing = 0
@@ -357,7 +358,7 @@ def cost_line(runs: list[RunRecord]) -> str | None:
             missing += 1
             continue
         device = str(c.get("device") or "an unrecorded device")
-        held = max(float(c.get("gpus") or 0), 1.0) if _gpu(device) else float(c.get("cpus") or 1)
+        held = (float(c.get("gpus") or 0) or 1.0) if _gpu(device) else float(c.get("cpus") or 1)
         hours[device] = hours.get(device, 0.0) + c["seconds"] * held / 3600
         count[device] = count.get(device, 0) + 1
     if not hours:
