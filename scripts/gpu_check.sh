@@ -85,14 +85,17 @@ sites = Counter()
 
 def _site(message, category, filename, lineno, file=None, line=None):
     """Count a synchronisation warning by its innermost nclab frame (the line that made it)."""
-    if "synchroniz" in str(message):
-        ours = [f for f in traceback.extract_stack() if "/nclab/" in f.filename]
-        f = ours[-1] if ours else None
-        outer = [g for g in traceback.extract_stack()[:-1] if not g.filename.endswith("warnings.py")][-3:]
-        where = f"{threading.current_thread().name}: " + " < ".join(
-            f"{Path(g.filename).parent.name}/{Path(g.filename).name}:{g.lineno} {g.name}" for g in reversed(outer)
-        )
-        sites[f"{Path(f.filename).name}:{f.lineno} {f.name}" if f else where] += 1
+    if "synchroniz" not in str(message):
+        return
+    stack = traceback.extract_stack()[:-1]
+    ours = [f for f in stack if "/nclab/" in f.filename]
+    if ours:
+        sites[f"{Path(ours[-1].filename).name}:{ours[-1].lineno} {ours[-1].name}"] += 1
+        return
+    outer = [g for g in stack if not g.filename.endswith("warnings.py")][-3:]
+    sites[f"{threading.current_thread().name}: " + " < ".join(
+        f"{Path(g.filename).parent.name}/{Path(g.filename).name}:{g.lineno} {g.name}" for g in reversed(outer)
+    )] += 1
 
 
 with warnings.catch_warnings():

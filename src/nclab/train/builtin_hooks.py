@@ -63,7 +63,7 @@ class Mixup(TrainHook):
 
     def combine_loss(self, loss, loss_of: Callable[[torch.Tensor], torch.Tensor], y, ctx):
         lam, perm = self._mix
-        return lam * loss + (1.0 - lam) * loss_of(y[perm.to(y.device)])  # same device: no copy
+        return lam * loss + (1.0 - lam) * loss_of(y[perm])  # perm is on the batch's device
 
 
 class OnlineNC(TrainHook):

@@ -339,7 +339,7 @@ class Trainer:
         x = preprocess(to_device(xb, dev), d, augment=cfg.data.augment, generator=gen)
         if self.channels_last and x.ndim == 4:
             x = x.contiguous(memory_format=torch.channels_last)
-        y = to_device(self.train_y[idx.to(self.train_y.device)], dev)
+        y = to_device(self.train_y[idx], dev)  # idx is on train_y's device (_train_epoch)
         self.ctx.generator = gen
         for h in self.hooks:  # e.g. mixup
             x, y = h.transform_batch(x, y, self.ctx)
