@@ -97,3 +97,50 @@ def test_summary_by_hand():
         "5 runs: 2 trained, 1 already complete, 1 diverged, 1 failed\n  failed c: exit code 2; log: c.log"
     )
     assert summary([]) == "0 runs: 0 trained, 0 already complete, 0 diverged, 0 failed"
+
+
+DRIVER = """
+import sys
+from nclab.sweep import execute as ex, engine, expand, load_spec
+
+child = "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(300)"
+ex.command_line = lambda p, action: [sys.executable, "-c", child, sys.argv[3]]
+spec = load_spec(sys.argv[1])
+engine.run_sweep(expand(spec, sys.argv[2])[:1], spec)
+"""
+
+
+def test_sigterm_stops_the_runs_a_local_sweep_started(tmp_path):
+    """`kill PID` of a sweep stops its training children too (they resume on the next sweep), rather
+    than leaving them to train unwatched into the run directories."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    spec, _ = _spec_runs(tmp_path)
+    pidfile = tmp_path / "child.pid"
+    driver = subprocess.Popen(
+        [sys.executable, "-c", DRIVER, str(spec.path), str(tmp_path / "out"), str(pidfile)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.time() + 60
+        while not (pidfile.is_file() and pidfile.read_text()) and time.time() < deadline:
+            assert driver.poll() is None, driver.stderr.read()
+            time.sleep(0.1)
+        child = int(pidfile.read_text())
+        driver.send_signal(signal.SIGTERM)
+        rc = driver.wait(timeout=60)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert rc != 0 and "KeyboardInterrupt" in driver.stderr.read()
+    try:
+        os.kill(child, 0)
+    except ProcessLookupError:
+        return  # stopped and reaped by the sweep before it exited
+    os.kill(child, signal.SIGKILL)
+    raise AssertionError("the sweep exited and left its run training")

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
 from nclab.errors import NclabError
-from nclab.sweep.execute import execute
+from nclab.sweep.execute import execute, stop_children
 from nclab.sweep.spec import Run, SweepSpec
 
 __all__ = ["payload", "run_sweep", "summary"]
@@ -151,6 +153,18 @@ class _Progress:
             self.bar.close()
 
 
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _stop_on_sigterm() -> Any:
+    """While a sweep runs in the main thread, SIGTERM (``kill PID``) stops it as Ctrl-C does: its local
+    runs are stopped rather than left training. Returns the handler to restore (None: not installed)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _on_sigterm)
+
+
 def run_sweep(
     runs: list[Run],
     spec: SweepSpec,
@@ -184,6 +198,7 @@ def run_sweep(
     pending = list(runs)
     running: dict[Any, Run] = {}
     bar = _Progress(len(runs), progress)
+    old_term = _stop_on_sigterm()
     try:
         while pending or running:
             for r in list(pending):
@@ -213,7 +228,13 @@ def run_sweep(
                 bar.update(res, len(running))
                 if on_result is not None:
                     on_result(res)
+    except BaseException:  # Ctrl-C, SIGTERM: the local runs stop too (each resumes on the next sweep)
+        if engine == "local":
+            stop_children()
+        raise
     finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
         bar.close()
         backend.close()
     return [results[r.key] for r in runs if r.key in results]

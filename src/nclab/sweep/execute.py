@@ -21,15 +21,37 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from nclab.rundir import RunDir, with_meta, write_text_atomic
 
-__all__ = ["RECORD", "command_line", "execute", "plan"]
+__all__ = ["RECORD", "command_line", "execute", "plan", "stop_children"]
 
 RECORD = "sweep.json"  # the run's axis choices and seed
+_LIVE: set[subprocess.Popen] = set()  # the runs' child processes still running, for stop_children
+_LIVE_LOCK = threading.Lock()
+
+
+def stop_children(grace: float = 60.0) -> None:
+    """Stop the runs this process is running: SIGTERM to each child, SIGKILL after ``grace`` seconds.
+
+    A stopped run keeps its last checkpoint, so the same sweep command resumes it. Each child's
+    :func:`execute` then returns as for a failed run (its sitting's wall time recorded)."""
+    with _LIVE_LOCK:
+        procs = list(_LIVE)
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    deadline = time.time() + grace
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.0, deadline - time.time()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def plan(p: dict[str, Any]) -> str:
@@ -154,7 +176,14 @@ def execute(p: dict[str, Any]) -> dict[str, Any]:
         fh.write(f"$ {' '.join(cmd)}\n")
         fh.flush()
         t_run = time.time()
-        rc = subprocess.run(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT, cwd=p.get("cwd")).returncode
+        proc = subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT, cwd=p.get("cwd"))
+        with _LIVE_LOCK:
+            _LIVE.add(proc)
+        try:
+            rc = proc.wait()
+        finally:
+            with _LIVE_LOCK:
+                _LIVE.discard(proc)
     if RunDir(d).config_path.is_file():  # the sitting's wall time, kept for a resume to add to
         _record(p, _cost(p, prior, time.time() - t_run))
     ok = rc == 0 and RunDir(d).is_complete()
