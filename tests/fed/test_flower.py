@@ -75,3 +75,41 @@ def test_a_client_reports_its_training_batches():
     params = [t.numpy() for t in shared_state(s.build_model())]
     _, n, metrics = NclabClient(s).fit(params, {"partition_id": 1, "round": 1})
     assert n == len(s.parts[1]) and metrics["num_batches"] == n // 16  # drop_last: full batches only
+
+
+def test_a_client_computes_with_the_threads_it_is_given():
+    """A simulated client's process inherits the parent's OMP_NUM_THREADS (a sweep sets it to the run's
+    CPUs); with 2 clients per 2 cores that oversubscribed the cores, so the client sets its own."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from nclab.fed.flower import client_for
+
+    cfg = load_fed_config(ROOT / "configs" / "recipes" / "fed_synthetic.yaml")
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        client = client_for(SimpleNamespace(run_config={}, node_config={"partition-id": 1}), cfg, threads=1)
+        assert torch.get_num_threads() == 1 and client.node_partition == 1
+        client_for(SimpleNamespace(run_config={}, node_config={}), cfg)  # a deployment: left as it is
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_the_simulation_gives_each_client_the_threads_ray_reserves_for_it(tmp_path, monkeypatch):
+    import flwr.simulation
+
+    from nclab.errors import NclabError
+    from nclab.fed import flower, runner
+
+    seen = {}
+    real = flower.make_client_app
+    monkeypatch.setattr(flower, "make_client_app", lambda cfg, threads=None: seen.setdefault("t", threads)
+                        and real(cfg, threads=threads))  # fmt: skip
+    monkeypatch.setattr(flwr.simulation, "run_simulation", lambda **kw: seen.update(kw))
+    cfg = load_fed_config(ROOT / "configs" / "recipes" / "fed_synthetic.yaml")
+    with pytest.raises(NclabError, match="stopped after round 0"):
+        runner.run_fed(cfg, tmp_path / "run")
+    assert seen["t"] == runner.CLIENT_CPUS == seen["backend_config"]["client_resources"]["num_cpus"]

@@ -77,13 +77,24 @@ class NclabClient(NumPyClient):
         return 0.0, 0, {}
 
 
-def make_client_app(cfg: FedConfig | None = None) -> ClientApp:
-    """A ClientApp for ``cfg`` (or, when None, the YAML named by run-config ``nclab-config``)."""
+def client_for(context: Context, cfg: FedConfig | None = None, threads: int | None = None) -> NclabClient:
+    """The client a Flower node plays: ``cfg`` (or the YAML named by run-config ``nclab-config``), its
+    partition from node-config ``partition-id`` when the server does not name one. ``threads`` sets
+    torch's CPU threads in the node's process (the simulation passes the CPUs Ray reserves per client,
+    so a parent's ``OMP_NUM_THREADS``, which Ray's workers inherit, cannot oversubscribe the cores)."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+    c = cfg if cfg is not None else load_fed_config(str(context.run_config["nclab-config"]))
+    pid = context.node_config.get("partition-id")
+    return NclabClient(get_setup(c), None if pid is None else int(pid))
+
+
+def make_client_app(cfg: FedConfig | None = None, *, threads: int | None = None) -> ClientApp:
+    """A ClientApp for ``cfg`` (or, when None, the YAML named by run-config ``nclab-config``); ``threads``
+    as in :func:`client_for`."""
 
     def client_fn(context: Context):
-        c = cfg if cfg is not None else load_fed_config(str(context.run_config["nclab-config"]))
-        pid = context.node_config.get("partition-id")
-        return NclabClient(get_setup(c), None if pid is None else int(pid)).to_client()
+        return client_for(context, cfg, threads).to_client()
 
     return ClientApp(client_fn=client_fn)
 

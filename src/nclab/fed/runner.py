@@ -27,6 +27,8 @@ from nclab.rundir import RunDir, with_meta
 from nclab.train.device import describe_device
 from nclab.train.evaluate import accuracy_row, class_hits, flatten, head_geometry, val_row
 
+CLIENT_CPUS = 1  # the CPUs Ray reserves for each simulated client, and its torch threads
+
 
 class FedRun:
     """State of one federated run directory (:class:`nclab.rundir.RunDir`); holds its lock until
@@ -192,10 +194,10 @@ def _simulate(cfg: FedConfig, run: FedRun) -> Path:
     with Reaper(run.dir):  # the simulation's Ray processes die with this driver
         run_simulation(
             server_app=server,
-            client_app=make_client_app(cfg),
+            client_app=make_client_app(cfg, threads=CLIENT_CPUS),
             num_supernodes=cfg.clients_per_round,
             backend_config={
-                "client_resources": {"num_cpus": 1, "num_gpus": float(cfg.client_gpus)},
+                "client_resources": {"num_cpus": CLIENT_CPUS, "num_gpus": float(cfg.client_gpus)},
                 # a private Ray instance: never attach to another run's (or a dead) cluster
                 "init_args": {"address": "local"},
             },
