@@ -10,7 +10,8 @@ build three things need help, and :func:`fake_cuda` provides them:
   does not have: answered with zeros and *counted* (``FakeCuda.syncs``: the host synchronisations a
   GPU would make), so a test can assert that a training step makes none; blocking host-to-device
   copies (``.to("cuda")`` without ``non_blocking=True``, which PyTorch ends with a stream
-  synchronisation) are counted too, as ``h2d``;
+  synchronisation) are counted too, as ``h2d``; non-blocking ones are not synchronisations but are
+  counted apart (``FakeCuda.copies["h2d"]``), for what a step copies at all;
 - autograd on fake CUDA tensors aborts a CPU build (the autograd engine asks for a CUDA device guard),
   so the forward pass runs under ``no_grad``, ``backward`` is a no-op and every optimizer step first
   gives each parameter without a gradient a zero gradient of its shape and device: the optimizer, the
@@ -74,6 +75,7 @@ class FakeCuda(TorchFunctionMode):
     def __init__(self) -> None:
         super().__init__()
         self.syncs: Counter[str] = Counter()
+        self.copies: Counter[str] = Counter()  # non-blocking host-to-device copies
         self.counting = True
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
@@ -111,6 +113,8 @@ class FakeCuda(TorchFunctionMode):
                 blocking = not kwargs.get("non_blocking", any(a is True for a in args[1:]))
                 if dev.type == "cuda" and blocking and self.counting:  # memcpy_and_sync: waits on the stream
                     self.syncs["h2d"] += 1
+                elif dev.type == "cuda" and self.counting:
+                    self.copies["h2d"] += 1
                 return torch.empty_strided(t.shape, t.stride(), dtype=dtype or t.dtype, device=dev)
             if t.device.type == "cuda":  # same device: the dtype (and memory format) may change
                 mf = kwargs.get("memory_format", torch.preserve_format)

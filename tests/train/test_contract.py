@@ -193,6 +193,20 @@ def test_augmented_batches_reach_the_gpu_without_a_blocking_copy(monkeypatch):
         assert mode.syncs == {"h2d": 1}
 
 
+@pytest.mark.parametrize("augment", [False, True], ids=["plain", "augment"])
+def test_a_step_on_gpu_resident_images_copies_only_its_random_draws(monkeypatch, tmp_path, image_data, augment):
+    """Where the images live on the GPU, an epoch copies its index order once and a step copies only
+    what it draws on the host (an augmented step's crops and flips: 3). Before, the normalisation
+    constants too, 2 more copies every step."""
+    overrides = ["model.name=cnn_small", "train.data_on_device=on", f"data.augment={str(augment).lower()}"]
+    image_data(_config(overrides))
+    with _fake_trainer(monkeypatch, tmp_path, overrides) as (t, mode):
+        mode.copies.clear()
+        t._train_epoch()
+        assert t.steps_per_epoch >= 2
+        assert mode.copies["h2d"] == 1 + (3 * t.steps_per_epoch if augment else 0), dict(mode.copies)
+
+
 def test_nearest_etf_head_trains_through_nclab_train(tmp_path):
     """B5: the nearest-ETF head edited its weight between forward and backward ("modified by an
     inplace operation" at the first backward). Trained with the command a user runs."""

@@ -9,6 +9,7 @@ and resumed with ``--resume`` writes the same ``metrics.jsonl`` as an uninterrup
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import time
 from pathlib import Path
@@ -180,6 +181,8 @@ class Trainer:
         )
         self.train_x = self.data.train_x.to(dev) if on_dev else self.data.train_x
         self.train_y = self.data.train_y.to(dev) if on_dev else self.data.train_y
+        if self.data.mean is not None:  # preprocess's constants, copied once rather than every step
+            self.data = dataclasses.replace(self.data, mean=self.data.mean.to(dev), std=self.data.std.to(dev))
         self._finite = torch.ones((), dtype=torch.bool, device=dev)
         self.opt = build_optimizer(cfg, self.model, self.head)
         self.net: nn.Module = Network(self.model, self.head)  # DDP synchronises both
