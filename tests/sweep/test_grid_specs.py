@@ -130,6 +130,23 @@ def test_fed_grid_spec():
         assert cfg.data.imbalance == (100.0 if r.axes["setting"].startswith("lt100") else 1.0)
 
 
+def test_fed_converge_spec_trains_every_method_with_the_authors_optimiser():
+    runs = expand(load_spec(SWEEPS / "fed_fmnist_converge.yaml"), Path("out"))
+    assert len(runs) == 5 * 3
+    for r in runs:
+        cfg = load_fed_config(r.files, r.overrides)
+        assert (cfg.rounds, cfg.eval_every, cfg.seed, cfg.clients_per_round) == (100, 5, r.seed, 10)
+        assert (cfg.partition.kind, cfg.partition.num_clients, cfg.partition.classes_per_client) == ("pcdd", 50, 2)
+        assert cfg.data.imbalance == 1.0 and cfg.data.val_fraction == 0.1
+        local = (cfg.local.lr, cfg.local.momentum, cfg.local.weight_decay, cfg.local.batch_size)
+        assert local == (0.01, 0.9, 1e-4, 64) and cfg.local.drop_last and cfg.local.grad_clip == 20.0
+        assert cfg.aggregate_by == "batches"
+        method = r.axes["method"]
+        assert cfg.method == ("fedgela" if method.startswith("fedgela") else method)
+        assert cfg.gela_c == (2 if method == "fedgela_cpc" else None)
+        assert cfg.head.name == ("gela_authors" if method == "fedgela_authors" else "")
+
+
 RESULTS = ROOT / "results"
 
 
