@@ -136,3 +136,23 @@ def test_empty_panels_say_why(tmp_path, monkeypatch):
     assert "Not available: not recorded: NC tracking was off in these runs (train.nc_tracking)" in text
     assert f"Not available: {few}; the medium-shot group has fewer than 2 classes: no pair" in text
     assert "Not available: no geometry/*.npz" in text
+
+
+def test_a_federated_run_is_drawn_over_rounds_with_its_local_training_loss(monkeypatch):
+    """A federated run's rows count rounds and carry the round's mean local loss (fed/train_loss), not
+    loss/train: the loss panel used to say "not recorded" and every axis said "epoch"."""
+    seen = {}
+    real_png = plots._png
+
+    def keep(fig):
+        seen["axes"] = [(ax.get_xlabel(), [ln.get_label() for ln in ax.get_lines()]) for ax in fig.axes]
+        return real_png(fig)
+
+    monkeypatch.setattr(plots, "_png", keep)
+    rows = [{"epoch": r, "round": r, "acc/all": 0.1 * r, "fed/train_loss": 2.0 / r} for r in (5, 10)]
+    fed = Run(Path("fed"), "fed", rows, [600] * 10, [str(c) for c in range(10)])
+    assert plots.accuracy_loss([fed]).startswith(b"\x89PNG")
+    assert seen["axes"] == [("round", ["fed all"]), ("round", ["fed local train"])]
+    central = Run(Path("c"), "c", [{"epoch": 1, "acc/all": 0.5, "loss/train": 1.0}], [6] * 2, ["a", "b"])
+    plots.accuracy_loss([fed, central])
+    assert [x for x, _ in seen["axes"]] == ["epoch", "epoch"]  # a mixed figure keeps epochs

@@ -103,6 +103,15 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
+def _x(runs: list[Run]) -> str:
+    """The x axis: ``round`` when every run is federated (its rows count rounds), else ``epoch``."""
+    return "round" if runs and all(r.rows and "round" in r.rows[0] for r in runs) else "epoch"
+
+
+#: the training losses a run may record: a centralised run's, and a federated round's mean local loss
+TRAIN_LOSSES = (("loss/train", "-", "train"), ("loss/test", "--", "test"), ("fed/train_loss", ":", "local train"))
+
+
 def accuracy_loss(runs: list[Run]) -> bytes | None:
     if not any(r.rows for r in runs):
         return None
@@ -114,12 +123,13 @@ def accuracy_loss(runs: list[Run]) -> bytes | None:
             xs, ys = r.series(f"acc/{g}")
             if xs:
                 axes[0].plot(xs, ys, styles[g], color=f"C{i}", label=f"{r.name} {g}")
-        for key, ls in (("loss/train", "-"), ("loss/test", "--")):
+        for key, ls, what in TRAIN_LOSSES:
             xs, ys = r.series(key)
             if xs:
-                axes[1].plot(xs, ys, ls, color=f"C{i}", label=f"{r.name} {key.split('/')[1]}")
-    axes[0].set(xlabel="epoch", ylabel="top-1 accuracy", title="accuracy (all / many / medium / few)")
-    axes[1].set(xlabel="epoch", ylabel="loss", title="loss")
+                axes[1].plot(xs, ys, ls, color=f"C{i}", label=f"{r.name} {what}")
+    x = _x(runs)
+    axes[0].set(xlabel=x, ylabel="top-1 accuracy", title="accuracy (all / many / medium / few)")
+    axes[1].set(xlabel=x, ylabel="loss", title="loss")
     for ax in axes:
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
@@ -143,7 +153,7 @@ def nc_curves(runs: list[Run]) -> bytes | None:
             xs, ys = r.series(key)
             if xs:
                 ax.semilogy(xs, [max(y, 1e-8) for y in ys], color=f"C{i}", label=r.name)
-        ax.set(title=key, xlabel="epoch")
+        ax.set(title=key, xlabel=_x(runs))
         ax.grid(alpha=0.3, which="both")
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
@@ -254,7 +264,7 @@ def collapse_curves(runs: list[Run]) -> bytes | None:
             xs, ys = r.series(key)
             if xs:
                 ax.plot(xs, ys, color=f"C{i}", label=r.name)
-        ax.set(title=title, xlabel="epoch")
+        ax.set(title=title, xlabel=_x(runs))
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
