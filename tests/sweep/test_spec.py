@@ -93,3 +93,43 @@ def test_dry_run_lists_the_runs(tmp_path, capsys):
     assert any(line.startswith("after") and "(from imbalance=10/method=ce/seed=0)" in line for line in out)
     assert any(line.startswith("start") and "--run-dir" in line for line in out)
     assert not (tmp_path / "out").exists()
+
+
+def test_only_selects_runs_and_brings_the_sources_of_after_runs(tmp_path, capsys):
+    from nclab.sweep.spec import select
+
+    spec = load_spec(_spec(tmp_path, GRID))
+    runs = expand(spec, tmp_path / "out")
+    labels = [r.label for r in select(spec, runs, ["method=la", "method=crt", "seed=3"])]
+    assert labels == [  # in the grid's order, crt's source (ce) with it
+        "imbalance=10/method=ce/seed=3",
+        "imbalance=10/method=la/seed=3",
+        "imbalance=10/method=crt/seed=3",
+        "imbalance=50/method=ce/seed=3",
+        "imbalance=50/method=la/seed=3",
+        "imbalance=50/method=crt/seed=3",
+    ]
+    assert [r.label for r in select(spec, runs, ["imbalance=50", "method=ce", "seed=0"])] == [
+        "imbalance=50/method=ce/seed=0"
+    ]
+    assert select(spec, runs, []) == runs
+    argv = ["sweep", str(spec.path), "--out", str(tmp_path / "out"), "--dry-run", "--only", "method=la"]
+    assert main(argv) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == "4 runs"
+
+
+@pytest.mark.parametrize(
+    "term,msg",
+    [
+        ("method", "--only takes AXIS=CHOICE or seed=N, got 'method'"),
+        ("loss=ce", "no axis 'loss' (axes: imbalance, method)"),
+        ("method=focal", "axis method has no choice 'focal' (choices: ce, la, crt)"),
+        ("seed=1", "the spec's seeds are [0, 3]"),
+    ],
+)
+def test_a_bad_only_is_a_one_line_error(tmp_path, capsys, term, msg):
+    argv = ["sweep", str(_spec(tmp_path, GRID)), "--out", str(tmp_path / "out"), "--only", term]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert msg in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()

@@ -3,6 +3,7 @@
 Examples:
   nclab sweep configs/sweeps/fmnist_etf.yaml --out runs/fmnist_etf --dry-run
   nclab sweep configs/sweeps/fmnist_etf.yaml --out runs/fmnist_etf --jobs 2
+  nclab sweep configs/sweeps/fmnist_etf.yaml --out runs/fmnist_etf --only seed=0 --only method=ce
   nclab sweep configs/sweeps/fmnist_etf.yaml --out runs/fmnist_etf --engine ray --address 10.0.0.1:6379
 
 The spec names base configs, overrides, axes of choices, seeds and resources (docs/sweep.md). Each run
@@ -22,6 +23,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", choices=["local", "ray"], default="local", help="local processes or Ray tasks")
     p.add_argument("--address", help="Ray cluster address (default: start a local Ray instance)")
     p.add_argument("--dry-run", action="store_true", help="print the runs and what each needs, run nothing")
+    p.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="AXIS=CHOICE",
+        help="run only the runs with this choice (or seed=N); repeatable: several values of one axis "
+        "match any of them, different axes all (the sources of after-runs come along)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from nclab.sweep import expand, load_spec, run_sweep, summary
     from nclab.sweep.engine import payload
     from nclab.sweep.execute import command_line, plan
+    from nclab.sweep.spec import select
 
     spec = load_spec(args.spec)
     if args.jobs is not None and args.jobs < 1:
@@ -38,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
     if args.address and args.engine != "ray":
         raise NclabError("--address is for --engine ray")
     runs = expand(spec, Path(args.out))
+    if args.only:
+        runs = select(spec, runs, args.only)
     _validate(spec, runs)
     if args.dry_run:
         for r in runs:

@@ -33,7 +33,7 @@ import yaml
 from nclab.compose import is_config_file
 from nclab.errors import ConfigError
 
-__all__ = ["Choice", "Run", "SweepSpec", "expand", "load_spec"]
+__all__ = ["Choice", "Run", "SweepSpec", "expand", "load_spec", "select"]
 
 KEYS = {"command", "base", "overrides", "axes", "seeds", "resources"}
 NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
@@ -242,3 +242,41 @@ def expand(spec: SweepSpec, out: str | Path) -> list[Run]:
     for r in runs.values():
         visit(r)
     return ordered
+
+
+def select(spec: SweepSpec, runs: list[Run], only: list[str]) -> list[Run]:
+    """The runs matching every ``AXIS=CHOICE`` (or ``seed=N``) of ``only``; several values of one key
+    match any of them. The sources of the runs kept are kept too (an ``after`` run needs its source), in
+    ``runs`` order.
+
+    Example: ``only = ["method=fedgela", "method=fedavg", "seed=2"]`` keeps seed 2 of both methods.
+
+    Raises:
+        ConfigError: a term without ``=``, an axis or choice the spec does not have, a seed it does not run.
+    """
+    want: dict[str, set[str]] = {}
+    for term in only:
+        key, eq, value = term.partition("=")
+        if not eq or not key or not value:
+            raise _err(spec.path, f"--only takes AXIS=CHOICE or seed=N, got {term!r}")
+        if key == "seed":
+            if not value.lstrip("-").isdigit() or int(value) not in spec.seeds:
+                raise _err(spec.path, f"--only {term}: the spec's seeds are {spec.seeds}")
+        elif key not in spec.axes:
+            raise _err(spec.path, f"--only {term}: no axis {key!r} (axes: {', '.join(spec.axes)})")
+        elif value not in spec.axes[key]:
+            raise _err(spec.path, f"--only {term}: axis {key} has no choice {value!r} "
+                       f"(choices: {', '.join(spec.axes[key])})")  # fmt: skip
+        want.setdefault(key, set()).add(value)
+
+    def matches(r: Run) -> bool:
+        return all((str(r.seed) if k == "seed" else r.axes[k]) in v for k, v in want.items())
+
+    keep: set[tuple] = set()
+    for r in runs:
+        if matches(r):
+            while r is not None and r.key not in keep:
+                keep.add(r.key)
+                r = r.source
+    return [r for r in runs if r.key in keep]
+
