@@ -174,3 +174,25 @@ def test_the_markdown_table_ends_with_the_grids_measured_cost(tmp_path, capsys):
         (tmp_path / f"seed={seed}" / "sweep.json").write_text(json.dumps({"axes": {"m": "a"}, "seed": seed}))
     assert main(["table", str(tmp_path), "--metrics", "acc/all"]) == 0
     assert "Measured cost" not in capsys.readouterr().out
+
+
+def test_a_window_mean_reads_each_metric_averaged_over_those_rounds(tmp_path, capsys):
+    """``@mean=A..B``: the mean of the rows of epochs (rounds) A..B, by hand; a window where a row lacks
+    the metric or holds a non-finite loss is undefined (null) or diverged, never a partial mean."""
+    rows = [{"epoch": e, "round": e, "acc/all": a, "loss/test": 1.0} for e, a in ((5, 0.4), (10, 0.8), (15, 0.5))]
+    rows[0]["acc/few"] = 0.3  # only in the first row
+    write_run(tmp_path / "m=a" / "seed=0", rows, epochs=15, axes={"m": "a"})
+    runs, _ = load_runs(find_runs([tmp_path]))
+    out = aggregate(runs, metrics=["acc/all@mean=10..15", "acc/all@mean=1..15", "acc/few@mean=5..10",
+                                   "acc/all@mean=16..20"])[0]  # fmt: skip
+    assert abs(out["acc/all@mean=10..15"]["mean"] - 0.65) < 1e-12
+    assert abs(out["acc/all@mean=1..15"]["mean"] - (0.4 + 0.8 + 0.5) / 3) < 1e-12
+    assert out["acc/few@mean=5..10"] is None and out["acc/all@mean=16..20"] is None
+    rows[1]["loss/test"] = float("nan")
+    write_run(tmp_path / "m=b" / "seed=0", rows, epochs=15, axes={"m": "b"})
+    runs, _ = load_runs(find_runs([tmp_path]))
+    got = {r["m"]: r for r in aggregate(runs, metrics=["acc/all@mean=5..10", "acc/all@mean=15..15"])}
+    assert got["b"]["diverged"] == 1 and got["a"]["diverged"] == 0
+    for bad in ("acc/all@mean=15..5", "acc/all@mean=5", "acc/all@mean=a..b"):
+        assert main(["table", str(tmp_path), "--metrics", bad]) == 2
+        assert "@mean=A..B (A <= B)" in capsys.readouterr().err

@@ -9,8 +9,9 @@ the axis ``run`` = its name and the seed of its config. Only complete runs count
 The row of a run that a metric is read from is its last evaluation (``--at last``) or the one selected on
 the validation split (``--at selected``: the first stage-1 row with the best ``val/balanced_acc``; a
 run that ended with a stage-2 row is read at that row, which acts on the last backbone). ``KEY@selected``
-or ``KEY@last`` picks the row for one column. A per-class list is read as its mean. A run that diverged
-(a row flagged ``diverged``, or a non-finite loss in the row read) shows as ``diverged``.
+or ``KEY@last`` picks the row for one column, ``KEY@epoch=N`` the row of epoch (round) N, and
+``KEY@mean=A..B`` the mean of the rows of epochs (rounds) A to B (a noisy federated curve's level). A
+per-class list is read as its mean. A run that diverged (a row flagged ``diverged``, or a non-finite loss in the row read) shows as ``diverged``.
 
 ``best_of`` (``--best-of AXIS=min:KEY`` or ``AXIS=max:KEY``) keeps, in each group of the other axes, the
 one choice of AXIS whose mean KEY over seeds is lowest (highest): a parameter tuned per arm, as a user
@@ -84,11 +85,23 @@ def load_runs(dirs: list[Path]) -> tuple[list[RunRecord], list[Path]]:
 
 
 def _row(rows: list[dict[str, Any]], at: str) -> dict[str, Any] | None:
-    """The evaluation row a metric is read at: ``last``, ``selected`` (best ``val/balanced_acc``), or
-    ``epoch=N`` (the training row of epoch/round N; None when the run has none)."""
+    """The evaluation row a metric is read at: ``last``, ``selected`` (best ``val/balanced_acc``),
+    ``epoch=N`` (the training row of epoch/round N; None when the run has none), or ``mean=A..B`` (each
+    metric's mean over the training rows of epochs/rounds A to B; None without such rows)."""
     if at.startswith("epoch="):
         n = int(at.partition("=")[2])
         return next((x for x in rows if "stage" not in x and x.get("epoch") == n), None)
+    if at.startswith("mean="):
+        lo, _, hi = at.partition("=")[2].partition("..")
+        win = [x for x in rows if "stage" not in x and int(lo) <= x.get("epoch", -1) <= int(hi)]
+        if not win:
+            return None
+        keys = dict.fromkeys(k for x in win for k in x)
+        out: dict[str, Any] = {}
+        for k in keys:  # a key some row of the window lacks, or holds a non-finite value, is undefined
+            vals = [_value(x, k) for x in win]
+            out[k] = None if any(v is None for v in vals) else sum(vals) / len(vals)  # type: ignore[arg-type]
+        return out
     if at == "last" or "stage" in rows[-1]:
         return rows[-1]
     cand = [x for x in rows if "stage" not in x and isinstance(x.get("val/balanced_acc"), (int, float))]
@@ -135,8 +148,10 @@ def _parse(metric: str, at: str) -> tuple[str, str]:
     key, _, which = metric.partition("@")
     which = which or at
     epoch = which.startswith("epoch=") and which.partition("=")[2].isdigit()
-    if which not in ("last", "selected") and not epoch:
-        raise ConfigError(f"metric {metric!r}: the row must be @last, @selected or @epoch=N")
+    lo, dots, hi = which.partition("=")[2].partition("..")
+    window = which.startswith("mean=") and dots and lo.isdigit() and hi.isdigit() and int(lo) <= int(hi)
+    if which not in ("last", "selected") and not epoch and not window:
+        raise ConfigError(f"metric {metric!r}: the row must be @last, @selected, @epoch=N or @mean=A..B (A <= B)")
     return key, which
 
 
