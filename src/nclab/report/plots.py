@@ -108,8 +108,9 @@ def _x(runs: list[Run]) -> str:
     return "round" if runs and all(r.rows and "round" in r.rows[0] for r in runs) else "epoch"
 
 
-#: the training losses a run may record: a centralised run's, and a federated round's mean local loss
-TRAIN_LOSSES = (("loss/train", "-", "train"), ("loss/test", "--", "test"), ("fed/train_loss", ":", "local train"))
+#: the losses a run may record, (key, line style, label): a centralised run's training and test loss, and
+#: a federated round's mean local training loss
+LOSSES = (("loss/train", "-", "train"), ("loss/test", "--", "test"), ("fed/train_loss", ":", "local train"))
 
 
 def accuracy_loss(runs: list[Run]) -> bytes | None:
@@ -123,7 +124,7 @@ def accuracy_loss(runs: list[Run]) -> bytes | None:
             xs, ys = r.series(f"acc/{g}")
             if xs:
                 axes[0].plot(xs, ys, styles[g], color=f"C{i}", label=f"{r.name} {g}")
-        for key, ls, what in TRAIN_LOSSES:
+        for key, ls, what in LOSSES:
             xs, ys = r.series(key)
             if xs:
                 axes[1].plot(xs, ys, ls, color=f"C{i}", label=f"{r.name} {what}")

@@ -279,4 +279,3 @@ def select(spec: SweepSpec, runs: list[Run], only: list[str]) -> list[Run]:
                 keep.add(r.key)
                 r = r.source
     return [r for r in runs if r.key in keep]
-

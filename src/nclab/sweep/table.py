@@ -11,7 +11,8 @@ the validation split (``--at selected``: the first stage-1 row with the best ``v
 run that ended with a stage-2 row is read at that row, which acts on the last backbone). ``KEY@selected``
 or ``KEY@last`` picks the row for one column, ``KEY@epoch=N`` the row of epoch (round) N, and
 ``KEY@mean=A..B`` the mean of the rows of epochs (rounds) A to B (a noisy federated curve's level). A
-per-class list is read as its mean. A run that diverged (a row flagged ``diverged``, or a non-finite loss in the row read) shows as ``diverged``.
+per-class list is read as its mean. A run that diverged (a row flagged ``diverged``, or a non-finite loss
+in the row read) shows as ``diverged``.
 
 ``best_of`` (``--best-of AXIS=min:KEY`` or ``AXIS=max:KEY``) keeps, in each group of the other axes, the
 one choice of AXIS whose mean KEY over seeds is lowest (highest): a parameter tuned per arm, as a user
