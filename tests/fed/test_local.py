@@ -154,6 +154,18 @@ def test_drop_last_skips_the_incomplete_batch(drop_last, steps):
     assert batches(torch.arange(7), LocalConfig(batch_size=8, drop_last=True)) == []
 
 
+def test_a_client_smaller_than_a_batch_with_drop_last_trains_nothing_and_reports_no_loss():
+    """7 samples, batch 8, drop_last: no step (as FedGELA's code), weights unchanged, loss NaN (not 0) so the
+    server's mean over clients (fed/train_loss) leaves the client out."""
+    torch.manual_seed(0)
+    net = Network(torch.nn.Linear(3, 4), create_head("linear", 4, 2))
+    before = [p.detach().clone() for p in net.parameters()]
+    x, y = torch.randn(7, 3), torch.tensor([0, 1, 0, 1, 0, 1, 0])
+    loss = local_train(net, x, y, LocalConfig(batch_size=8, drop_last=True), generator=torch.Generator())
+    assert loss != loss  # NaN
+    assert all(torch.equal(a, b) for a, b in zip(before, net.parameters()))
+
+
 def test_authors_head_sends_its_parameters_and_batchnorm_statistics_but_not_the_etf():
     """gela_authors: every parameter trains locally; the projection, the BatchNorm's affine parameters
     and running statistics travel, the ETF and the client's scales stay local."""

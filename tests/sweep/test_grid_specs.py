@@ -147,6 +147,23 @@ def test_fed_converge_spec_trains_every_method_with_the_authors_optimiser():
         assert cfg.head.name == ("gela_authors" if method == "fedgela_authors" else "")
 
 
+def test_fed_converge_settings_spec_is_the_pcdd2_protocol_on_pcdd3_and_the_if100_profile():
+    pcdd2 = {
+        r.axes["method"]: r for r in expand(load_spec(SWEEPS / "fed_fmnist_converge.yaml"), Path("a")) if r.seed == 0
+    }
+    runs = expand(load_spec(SWEEPS / "fed_fmnist_converge_settings.yaml"), Path("out"))
+    assert len(runs) == 2 * 3 * 3
+    for r in runs:
+        cfg = dataclasses.asdict(load_fed_config(r.files, r.overrides))
+        twin = pcdd2[r.axes["method"]]
+        want = dataclasses.asdict(load_fed_config(twin.files, [*twin.overrides, f"seed={r.seed}"]))
+        if r.axes["setting"] == "pcdd3":
+            want["partition"]["classes_per_client"] = 3
+        else:
+            want["data"]["imbalance"] = 100.0
+        assert cfg == want, r.label
+
+
 RESULTS = ROOT / "results"
 
 

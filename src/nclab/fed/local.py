@@ -77,7 +77,8 @@ def local_train(
     each epoch's last incomplete batch (both as FedGELA's code trains, Fan et al. 2023).
 
     Returns:
-        mean training loss over the local steps.
+        mean training loss over the local steps; NaN when the client took none (fewer samples than a
+        batch with ``drop_last``), so the server's mean over clients leaves it out rather than count a 0.
     """
     net.train()
     dev = next(net.parameters()).device
@@ -101,7 +102,7 @@ def local_train(
             opt.step()
             total += float(loss.detach())
             steps += 1
-    return total / max(steps, 1)
+    return total / steps if steps else float("nan")
 
 
 @torch.no_grad()
