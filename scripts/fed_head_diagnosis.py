@@ -1,0 +1,142 @@
+"""Where a federated model loses generic accuracy: in its backbone or in its head (docs/fed.md).
+
+For each federated run directory (its ``config.yaml`` and ``checkpoints/last.pt``), the aggregated model
+of the last round, on the balanced test set:
+
+- ``acc``: its generic accuracy (the classifier it is evaluated with; FedGELA: the plain ETF, phi = 1);
+- ``ncm/backbone``: nearest-class-mean accuracy on the backbone's features ``h``, the class means taken
+  on a seeded subsample of the training set (what the backbone's features allow a simple classifier);
+- ``ncm/head``: the same on the features the classifier rows act on (``gela_authors``: the BatchNorm'd
+  projection ``z``; other heads: ``h`` again);
+- ``cos``: mean over classes of the cosine between a class's centred mean feature (training subsample)
+  and its classifier row (how well the classes sit on their ETF columns);
+- ``acc/bn_pooled``: ``acc`` after every BatchNorm's running statistics are recomputed on the pooled
+  training data (batches of the run's local batch size drawn from all clients), replacing the server's
+  mean of the clients' statistics; ``-`` for a model without BatchNorm.
+
+A head that loses what its backbone has shows ``ncm/head`` well below ``ncm/backbone``.
+
+Usage: python scripts/fed_head_diagnosis.py RUN_DIR [RUN_DIR ...] [--samples N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from nclab import checkpoint
+from nclab.errors import NclabError
+from nclab.fed.config import load_fed_config
+from nclab.fed.local import load_shared_state
+from nclab.fed.setup import get_setup
+from nclab.models.network import Network
+
+
+@torch.no_grad()
+def features(net: Network, x: torch.Tensor, batch_size: int = 1024) -> tuple[torch.Tensor, ...]:
+    """Backbone features ``h``, classifier features (``head.project(h)`` or ``h``) and logits, eval mode."""
+    net.eval()
+    dev = next(net.parameters()).device
+    hs, zs, outs = [], [], []
+    for i in range(0, len(x), batch_size):
+        h, out = net(x[i : i + batch_size].to(dev))
+        hs.append(h.float().cpu())
+        zs.append((net.head.project(h) if hasattr(net.head, "project") else h).float().cpu())
+        outs.append(out.float().cpu())
+    return torch.cat(hs), torch.cat(zs), torch.cat(outs)
+
+
+def nearest_mean_accuracy(
+    train_f: torch.Tensor, train_y: torch.Tensor, test_f: torch.Tensor, test_y: torch.Tensor, k: int
+) -> float:
+    """Accuracy of assigning each test feature to the class whose training mean is nearest (Euclidean)."""
+    means = torch.stack([train_f[train_y == c].mean(0) for c in range(k)])
+    return float((torch.cdist(test_f, means).argmin(1) == test_y).float().mean())
+
+
+def centred_mean_cosine(f: torch.Tensor, y: torch.Tensor, rows: torch.Tensor) -> float:
+    """Mean over classes of cos(mu_c - mu_G, w_c), with mu_G the mean of the class means."""
+    means = torch.stack([f[y == c].mean(0) for c in range(rows.shape[0])])
+    centred = means - means.mean(0)
+    return float(nn.functional.cosine_similarity(centred, rows.float(), dim=1).mean())
+
+
+@torch.no_grad()
+def recompute_batchnorm(net: Network, batches: list[torch.Tensor]) -> bool:
+    """Replace every BatchNorm's running statistics by their plain average over ``batches`` (train-mode
+    forwards, nothing else changes); False when ``net`` has no BatchNorm."""
+    bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    net.eval()
+    for m in bns:
+        m.train()
+    dev = next(net.parameters()).device
+    for xb in batches:
+        net(xb.to(dev))
+    net.eval()
+    return bool(bns)
+
+
+def diagnose(run_dir: str | Path, samples: int = 5000) -> dict[str, Any]:
+    """The measurements of the module docstring for one run directory."""
+    run_dir = Path(run_dir)
+    cfg = load_fed_config(run_dir / "config.yaml", [])
+    setup = get_setup(cfg)
+    d, k = setup.data, setup.num_classes
+    state = checkpoint.load(run_dir / "checkpoints" / "last.pt", required=("round", "params"))
+    net = setup.build_model()
+    load_shared_state(net, state["params"])
+    gen = torch.Generator().manual_seed(cfg.seed)
+    sub = torch.randperm(len(d.train_y), generator=gen)[: min(samples, len(d.train_y))]
+    train_h, train_z, _ = features(net, d.train_x[sub])
+    test_h, test_z, logits = features(net, d.test_x)
+    ty, y = d.train_y[sub], d.test_y
+    acc = float((logits.argmax(1) == y).float().mean())
+    rows = getattr(net.head, "weight", None)
+    out: dict[str, Any] = {
+        "run": str(run_dir),
+        "round": int(state["round"]),
+        "acc": acc,
+        "ncm/backbone": nearest_mean_accuracy(train_h, ty, test_h, y, k),
+        "ncm/head": nearest_mean_accuracy(train_z, ty, test_z, y, k),
+        "cos": None if rows is None else centred_mean_cosine(train_z, ty, rows.detach()),
+    }
+    pooled = copy.deepcopy(net)
+    order = torch.randperm(len(d.train_y), generator=gen)
+    bs = cfg.local.batch_size
+    chunks = [d.train_x[order[i : i + bs]] for i in range(0, len(order) - bs + 1, bs)]
+    has_bn = recompute_batchnorm(pooled, chunks)
+    out["acc/bn_pooled"] = (
+        float((features(pooled, d.test_x)[2].argmax(1) == y).float().mean()) if has_bn else None
+    )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("runs", nargs="+", help="federated run directories")
+    ap.add_argument("--samples", type=int, default=5000, help="training images for the class means")
+    args = ap.parse_args(argv)
+    cols = ["acc", "ncm/backbone", "ncm/head", "cos", "acc/bn_pooled"]
+    print(" | ".join(["run", "round", *cols]))
+    for run in args.runs:
+        try:
+            r = diagnose(run, args.samples)
+        except NclabError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        cells = ["-" if r[c] is None else f"{r[c]:.4f}" for c in cols]
+        print(" | ".join([r["run"], str(r["round"]), *cells]), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
