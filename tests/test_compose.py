@@ -40,16 +40,38 @@ def _write(path, text):
 
 @pytest.mark.parametrize(
     "item,is_file",
-    [("a.yaml", True), ("B.YML", True), ("a.yaml=1", False), ("x.json", False), ("k=v", False)],
+    [
+        ("a.yaml", True),
+        ("B.YML", True),
+        ("a.yaml=1", False),
+        ("x.json", False),
+        ("k=v", False),
+        ("b.c=x.yaml", False),
+        ("data.root=/d/x.yaml", False),
+        ("runs/method=ce/seed=0/config.yaml", True),  # a sweep run's resolved config
+    ],
 )
 def test_is_config_file(item, is_file):
     assert is_config_file(item) is is_file
+
+
+def test_an_existing_yaml_file_whose_folder_holds_an_equals_sign_is_a_config_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert not is_config_file("method=ce/config.yaml")  # not there: the override method='ce/config.yaml'
+    (tmp_path / "method=ce").mkdir()
+    (tmp_path / "method=ce" / "config.yaml").write_text("seed: 1\n")
+    assert is_config_file("method=ce/config.yaml")
+    assert split_args(["method=ce/config.yaml", "seed=2"]) == (["method=ce/config.yaml"], ["seed=2"])
 
 
 def test_split_args():
     assert split_args(["r.yaml", "a=1", "m.yml", "b.c=x.yaml"]) == (
         ["r.yaml", "m.yml"],
         ["a=1", "b.c=x.yaml"],
+    )
+    assert split_args(["out/method=ce/seed=0/config.yaml", "seed=1"]) == (
+        ["out/method=ce/seed=0/config.yaml"],
+        ["seed=1"],
     )
     with pytest.raises(ConfigError, match="'r.json' is neither a config file"):
         split_args(["r.json"])

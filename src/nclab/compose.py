@@ -32,7 +32,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from nclab.errors import ConfigError
 
-__all__ = ["compose", "expand_files", "is_config_file", "split_args"]
+__all__ = ["compose", "expand_files", "is_config_file", "is_override", "split_args"]
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -56,15 +56,29 @@ _register_resolvers()
 
 
 def is_config_file(item: str) -> bool:
-    """True for a YAML file name (``*.yaml``/``*.yml`` without ``=``), False for a ``key=value`` override."""
-    return "=" not in item and item.lower().endswith(YAML_SUFFIXES)
+    """True for a YAML file name (``*.yaml``/``*.yml``), False for a ``key=value`` override.
+
+    A path may hold ``=`` in a folder name (a sweep's run directories are ``axis=choice/seed=N``, so a
+    run's ``config.yaml`` is ``.../method=ce/seed=0/config.yaml``): an item with ``=`` is a path when
+    the text before its first ``=`` holds a path separator (an override's key never does) or when it
+    names an existing file.
+    """
+    if not item.lower().endswith(YAML_SUFFIXES):
+        return False
+    key = item.split("=", 1)[0]
+    return "=" not in item or "/" in key or "\\" in key or Path(item).is_file()
+
+
+def is_override(item: str) -> bool:
+    """True for a ``key=value`` override (see :func:`is_config_file` for paths holding ``=``)."""
+    return "=" in item and not is_config_file(item)
 
 
 def split_args(items: Sequence[str]) -> tuple[list[str], list[str]]:
     """Command-line positionals -> (config files, ``key=value`` overrides); anything else is an error."""
     files, overrides = [], []
     for it in items:
-        if "=" in it:
+        if is_override(it):
             overrides.append(it)
         elif is_config_file(it):
             files.append(it)

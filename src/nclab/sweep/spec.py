@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from nclab.compose import is_config_file
+from nclab.compose import is_config_file, is_override
 from nclab.errors import ConfigError
 
 __all__ = ["Choice", "Run", "SweepSpec", "expand", "load_spec", "select"]
@@ -102,7 +102,7 @@ def _str_list(path: Path, where: str, x: Any) -> list[str]:
 def _split(path: Path, where: str, items: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     files, overrides = [], []
     for it in items:
-        if "=" in it:
+        if is_override(it):
             overrides.append(it)
         elif is_config_file(it):
             f = (path.parent / it).resolve()
