@@ -52,17 +52,22 @@ def features(net: Network, x: torch.Tensor, batch_size: int = 1024) -> tuple[tor
     return torch.cat(hs), torch.cat(zs), torch.cat(outs)
 
 
+def class_means(f: torch.Tensor, y: torch.Tensor, k: int) -> torch.Tensor:
+    """The mean feature of each class 0..k-1, ``(k, d)``."""
+    return torch.stack([f[y == c].mean(0) for c in range(k)])
+
+
 def nearest_mean_accuracy(
     train_f: torch.Tensor, train_y: torch.Tensor, test_f: torch.Tensor, test_y: torch.Tensor, k: int
 ) -> float:
     """Accuracy of assigning each test feature to the class whose training mean is nearest (Euclidean)."""
-    means = torch.stack([train_f[train_y == c].mean(0) for c in range(k)])
+    means = class_means(train_f, train_y, k)
     return float((torch.cdist(test_f, means).argmin(1) == test_y).float().mean())
 
 
 def centred_mean_cosine(f: torch.Tensor, y: torch.Tensor, rows: torch.Tensor) -> float:
     """Mean over classes of cos(mu_c - mu_G, w_c), with mu_G the mean of the class means."""
-    means = torch.stack([f[y == c].mean(0) for c in range(rows.shape[0])])
+    means = class_means(f, y, rows.shape[0])
     centred = means - means.mean(0)
     return float(nn.functional.cosine_similarity(centred, rows.float(), dim=1).mean())
 

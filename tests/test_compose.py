@@ -62,6 +62,9 @@ def test_an_existing_yaml_file_whose_folder_holds_an_equals_sign_is_a_config_fil
     (tmp_path / "method=ce" / "config.yaml").write_text("seed: 1\n")
     assert is_config_file("method=ce/config.yaml")
     assert split_args(["method=ce/config.yaml", "seed=2"]) == (["method=ce/config.yaml"], ["seed=2"])
+    monkeypatch.chdir(tmp_path / "method=ce")  # relative paths are read from root, not the working folder
+    assert not is_config_file("method=ce/config.yaml")
+    assert is_config_file("method=ce/config.yaml", root=tmp_path)
 
 
 def test_split_args():

@@ -55,23 +55,23 @@ def _register_resolvers() -> None:
 _register_resolvers()
 
 
-def is_config_file(item: str) -> bool:
+def is_config_file(item: str, root: str | Path = ".") -> bool:
     """True for a YAML file name (``*.yaml``/``*.yml``), False for a ``key=value`` override.
 
     A path may hold ``=`` in a folder name (a sweep's run directories are ``axis=choice/seed=N``, so a
     run's ``config.yaml`` is ``.../method=ce/seed=0/config.yaml``): an item with ``=`` is a path when
     the text before its first ``=`` holds a path separator (an override's key never does) or when it
-    names an existing file.
+    names an existing file, relative to ``root`` (the folder relative paths are read from).
     """
     if not item.lower().endswith(YAML_SUFFIXES):
         return False
     key = item.split("=", 1)[0]
-    return "=" not in item or "/" in key or "\\" in key or Path(item).is_file()
+    return "=" not in item or "/" in key or "\\" in key or (Path(root) / item).is_file()
 
 
-def is_override(item: str) -> bool:
+def is_override(item: str, root: str | Path = ".") -> bool:
     """True for a ``key=value`` override (see :func:`is_config_file` for paths holding ``=``)."""
-    return "=" in item and not is_config_file(item)
+    return "=" in item and not is_config_file(item, root)
 
 
 def split_args(items: Sequence[str]) -> tuple[list[str], list[str]]:

@@ -52,6 +52,18 @@ def test_cartesian_product_and_run_naming(tmp_path):
     assert all(pos[r.source.label] < pos[r.label] for r in runs if r.source)
 
 
+def test_a_run_config_in_a_folder_with_an_equals_sign_is_read_from_the_specs_folder(tmp_path, monkeypatch):
+    """A base file such as a sweep run's record (method=ce/config.yaml) is a file relative to the spec,
+    wherever the sweep is started from."""
+    (tmp_path / "method=ce").mkdir()
+    (tmp_path / "method=ce" / "config.yaml").write_text(RECIPE.read_text())
+    spec = _spec(tmp_path, "base: [method=ce/config.yaml]\naxes: {m: {a: [train.epochs=1]}}\n")
+    monkeypatch.chdir(tmp_path / "method=ce")
+    (run,) = expand(load_spec(spec), tmp_path / "out")
+    assert run.files == [str(tmp_path / "method=ce" / "config.yaml")]
+    assert run.overrides == ["train.epochs=1", "train.seed=0"]
+
+
 @pytest.mark.parametrize(
     "text,msg",
     [

@@ -102,9 +102,9 @@ def _str_list(path: Path, where: str, x: Any) -> list[str]:
 def _split(path: Path, where: str, items: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     files, overrides = [], []
     for it in items:
-        if is_override(it):
+        if is_override(it, path.parent):
             overrides.append(it)
-        elif is_config_file(it):
+        elif is_config_file(it, path.parent):
             f = (path.parent / it).resolve()
             if not f.is_file():
                 raise _err(path, f"{where}: config file {it!r} does not exist (looked for {f})")
