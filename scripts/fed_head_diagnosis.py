@@ -16,7 +16,16 @@ of the last round, on the balanced test set:
 
 A head that loses what its backbone has shows ``ncm/head`` well below ``ncm/backbone``.
 
-Usage: python scripts/fed_head_diagnosis.py RUN_DIR [RUN_DIR ...] [--samples N]
+With ``--per-class``, a table per run follows, one row per class: its training images (``n``), those on
+clients that take a local step (``n/trained``: with ``drop_last``, a client with fewer images than a batch
+trains nothing), the mean over those images of FedGELA's local scale ``phi_kc = C n_kc / n_k`` of their
+client (``phi``: how strongly, on average, a local loss pulls the class onto its ETF column; Fan et al.,
+NeurIPS 2023), and the class's test accuracy, nearest-class-mean accuracy on ``h``, centred
+mean-to-row cosine, and ``logit/shared``: its logit averaged over the test images of every class (the
+mean of the per-class means) less that average over classes, i.e. how much the part of the features all
+classes share raises or lowers the class's logit whatever the image.
+
+Usage: python scripts/fed_head_diagnosis.py RUN_DIR [RUN_DIR ...] [--samples N] [--per-class]
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ from nclab.errors import NclabError
 from nclab.fed.config import load_fed_config
 from nclab.fed.local import load_shared_state
 from nclab.fed.setup import get_setup
+from nclab.heads.gela import gela_scales
 from nclab.models.network import Network
 
 
@@ -57,19 +67,62 @@ def class_means(f: torch.Tensor, y: torch.Tensor, k: int) -> torch.Tensor:
     return torch.stack([f[y == c].mean(0) for c in range(k)])
 
 
+def per_class_accuracy(pred: torch.Tensor, y: torch.Tensor, k: int) -> torch.Tensor:
+    """Accuracy on each class 0..k-1, ``(k,)`` (NaN for a class absent from ``y``)."""
+    return torch.stack([(pred[y == c] == c).float().mean() for c in range(k)])
+
+
+def nearest_mean_predictions(
+    train_f: torch.Tensor, train_y: torch.Tensor, test_f: torch.Tensor, k: int
+) -> torch.Tensor:
+    """The class whose training mean is nearest (Euclidean) to each test feature."""
+    return torch.cdist(test_f, class_means(train_f, train_y, k)).argmin(1)
+
+
 def nearest_mean_accuracy(
     train_f: torch.Tensor, train_y: torch.Tensor, test_f: torch.Tensor, test_y: torch.Tensor, k: int
 ) -> float:
     """Accuracy of assigning each test feature to the class whose training mean is nearest (Euclidean)."""
-    means = class_means(train_f, train_y, k)
-    return float((torch.cdist(test_f, means).argmin(1) == test_y).float().mean())
+    return float((nearest_mean_predictions(train_f, train_y, test_f, k) == test_y).float().mean())
+
+
+def centred_mean_cosines(f: torch.Tensor, y: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """cos(mu_c - mu_G, w_c) for each class c, with mu_G the mean of the class means, ``(K,)``."""
+    means = class_means(f, y, rows.shape[0])
+    centred = means - means.mean(0)
+    return nn.functional.cosine_similarity(centred, rows.float(), dim=1)
 
 
 def centred_mean_cosine(f: torch.Tensor, y: torch.Tensor, rows: torch.Tensor) -> float:
-    """Mean over classes of cos(mu_c - mu_G, w_c), with mu_G the mean of the class means."""
-    means = class_means(f, y, rows.shape[0])
-    centred = means - means.mean(0)
-    return float(nn.functional.cosine_similarity(centred, rows.float(), dim=1).mean())
+    """Mean over classes of cos(mu_c - mu_G, w_c)."""
+    return float(centred_mean_cosines(f, y, rows).mean())
+
+
+def shared_logits(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Each class's logit averaged over the classes' mean logits (each class of ``y`` weighted alike), less
+    the mean of that over the classes, ``(K,)``."""
+    shared = class_means(logits, y, logits.shape[1]).mean(0)
+    return shared - shared.mean()
+
+
+def class_pull(
+    client_counts: list[list[int]], min_samples: int, c: float | None = None
+) -> tuple[list[int], list[int], list[float | None]]:
+    """Per class: training images, images on clients with at least ``min_samples`` (those that take a
+    local step), and the mean over those images of their client's ``phi_kc = C n_kc / n_k``
+    (:func:`nclab.heads.gela.gela_scales`), i.e. ``sum_k n_kc phi_kc / sum_k n_kc``; None where no
+    training client holds the class."""
+    k = len(client_counts[0])
+    total, trained, weighted = [0] * k, [0] * k, [0.0] * k
+    for counts in client_counts:
+        trains = sum(counts) >= max(min_samples, 1)
+        phi = gela_scales(counts, c).tolist() if trains else [0.0] * k
+        for j, m in enumerate(counts):
+            total[j] += m
+            if trains:
+                trained[j] += m
+                weighted[j] += m * phi[j]
+    return total, trained, [w / t if t else None for w, t in zip(weighted, trained)]
 
 
 @torch.no_grad()
@@ -91,7 +144,8 @@ def recompute_batchnorm(net: Network, batches: list[torch.Tensor]) -> bool:
 
 
 def diagnose(run_dir: str | Path, samples: int = 5000) -> dict[str, Any]:
-    """The measurements of the module docstring for one run directory."""
+    """The measurements of the module docstring for one run directory; ``per_class`` holds the rows of
+    the ``--per-class`` table."""
     run_dir = Path(run_dir)
     cfg = load_fed_config(run_dir / "config.yaml", [])
     setup = get_setup(cfg)
@@ -106,14 +160,33 @@ def diagnose(run_dir: str | Path, samples: int = 5000) -> dict[str, Any]:
     ty, y = d.train_y[sub], d.test_y
     acc = float((logits.argmax(1) == y).float().mean())
     rows = getattr(net.head, "weight", None)
+    cos = None if rows is None else centred_mean_cosines(train_z, ty, rows.detach())
     out: dict[str, Any] = {
         "run": str(run_dir),
         "round": int(state["round"]),
         "acc": acc,
         "ncm/backbone": nearest_mean_accuracy(train_h, ty, test_h, y, k),
         "ncm/head": nearest_mean_accuracy(train_z, ty, test_z, y, k),
-        "cos": None if rows is None else centred_mean_cosine(train_z, ty, rows.detach()),
+        "cos": None if cos is None else float(cos.mean()),
     }
+    min_samples = cfg.local.batch_size if cfg.local.drop_last else 1
+    n, n_trained, phi = class_pull(setup.client_counts, min_samples, cfg.gela_c)
+    class_acc = per_class_accuracy(logits.argmax(1), y, k)
+    class_ncm = per_class_accuracy(nearest_mean_predictions(train_h, ty, test_h, k), y, k)
+    shared = shared_logits(logits, y)
+    out["per_class"] = [
+        {
+            "class": c,
+            "n": n[c],
+            "n/trained": n_trained[c],
+            "phi": phi[c],
+            "acc": float(class_acc[c]),
+            "ncm/backbone": float(class_ncm[c]),
+            "cos": None if cos is None else float(cos[c]),
+            "logit/shared": float(shared[c]),
+        }
+        for c in range(k)
+    ]
     pooled = copy.deepcopy(net)
     order = torch.randperm(len(d.train_y), generator=gen)
     bs = cfg.local.batch_size
@@ -129,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="+", help="federated run directories")
     ap.add_argument("--samples", type=int, default=5000, help="training images for the class means")
+    ap.add_argument("--per-class", action="store_true", help="also a table per run, one row per class")
     args = ap.parse_args(argv)
     cols = ["acc", "ncm/backbone", "ncm/head", "cos", "acc/bn_pooled"]
     print(" | ".join(["run", "round", *cols]))
@@ -138,9 +212,18 @@ def main(argv: list[str] | None = None) -> int:
         except NclabError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
-        cells = ["-" if r[c] is None else f"{r[c]:.4f}" for c in cols]
-        print(" | ".join([r["run"], str(r["round"]), *cells]), flush=True)
+        print(" | ".join([r["run"], str(r["round"]), *map(cell, (r[c] for c in cols))]), flush=True)
+        if args.per_class:
+            class_cols = ["class", "n", "n/trained", "phi", "acc", "ncm/backbone", "cos", "logit/shared"]
+            print("  " + " | ".join(class_cols))
+            for row in r["per_class"]:
+                print("  " + " | ".join(cell(row[c]) for c in class_cols), flush=True)
     return 0
+
+
+def cell(v: float | int | None) -> str:
+    """A table cell: ``-`` for None, an int as is, a float to 4 decimals."""
+    return "-" if v is None else str(v) if isinstance(v, int) else f"{v:.4f}"
 
 
 if __name__ == "__main__":
