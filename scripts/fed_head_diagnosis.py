@@ -42,7 +42,7 @@ from torch import nn
 from nclab import checkpoint
 from nclab.errors import NclabError
 from nclab.fed.config import load_fed_config
-from nclab.fed.local import load_shared_state
+from nclab.fed.local import batches, load_shared_state
 from nclab.fed.setup import get_setup
 from nclab.heads.gela import gela_scales
 from nclab.models.network import Network
@@ -93,11 +93,6 @@ def centred_mean_cosines(f: torch.Tensor, y: torch.Tensor, rows: torch.Tensor) -
     return nn.functional.cosine_similarity(centred, rows.float(), dim=1)
 
 
-def centred_mean_cosine(f: torch.Tensor, y: torch.Tensor, rows: torch.Tensor) -> float:
-    """Mean over classes of cos(mu_c - mu_G, w_c)."""
-    return float(centred_mean_cosines(f, y, rows).mean())
-
-
 def shared_logits(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Each class's logit averaged over the classes' mean logits (each class of ``y`` weighted alike), less
     the mean of that over the classes, ``(K,)``."""
@@ -106,22 +101,22 @@ def shared_logits(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def class_pull(
-    client_counts: list[list[int]], min_samples: int, c: float | None = None
+    client_counts: list[list[int]], trains: list[bool], c: float | None = None
 ) -> tuple[list[int], list[int], list[float | None]]:
-    """Per class: training images, images on clients with at least ``min_samples`` (those that take a
-    local step), and the mean over those images of their client's ``phi_kc = C n_kc / n_k``
+    """Per class: training images, images on the clients that take a local step (``trains``, one flag
+    per client), and the mean over those images of their client's ``phi_kc = C n_kc / n_k``
     (:func:`nclab.heads.gela.gela_scales`), i.e. ``sum_k n_kc phi_kc / sum_k n_kc``; None where no
     training client holds the class."""
     k = len(client_counts[0])
     total, trained, weighted = [0] * k, [0] * k, [0.0] * k
-    for counts in client_counts:
-        trains = sum(counts) >= max(min_samples, 1)
-        phi = gela_scales(counts, c).tolist() if trains else [0.0] * k
+    for counts, steps in zip(client_counts, trains):
         for j, m in enumerate(counts):
             total[j] += m
-            if trains:
-                trained[j] += m
-                weighted[j] += m * phi[j]
+        if not steps:
+            continue
+        for j, (m, phi) in enumerate(zip(counts, gela_scales(counts, c).tolist())):
+            trained[j] += m
+            weighted[j] += m * phi
     return total, trained, [w / t if t else None for w, t in zip(weighted, trained)]
 
 
@@ -161,18 +156,20 @@ def diagnose(run_dir: str | Path, samples: int = 5000) -> dict[str, Any]:
     acc = float((logits.argmax(1) == y).float().mean())
     rows = getattr(net.head, "weight", None)
     cos = None if rows is None else centred_mean_cosines(train_z, ty, rows.detach())
+    ncm_h = nearest_mean_predictions(train_h, ty, test_h, k)
     out: dict[str, Any] = {
         "run": str(run_dir),
         "round": int(state["round"]),
         "acc": acc,
-        "ncm/backbone": nearest_mean_accuracy(train_h, ty, test_h, y, k),
+        "ncm/backbone": float((ncm_h == y).float().mean()),
         "ncm/head": nearest_mean_accuracy(train_z, ty, test_z, y, k),
         "cos": None if cos is None else float(cos.mean()),
     }
-    min_samples = cfg.local.batch_size if cfg.local.drop_last else 1
-    n, n_trained, phi = class_pull(setup.client_counts, min_samples, cfg.gela_c)
+    # a client takes a local step when its epoch has a batch (the runner's own rule, drop_last included)
+    trains = [len(batches(torch.arange(sum(c)), cfg.local)) > 0 for c in setup.client_counts]
+    n, n_trained, phi = class_pull(setup.client_counts, trains, cfg.gela_c)
     class_acc = per_class_accuracy(logits.argmax(1), y, k)
-    class_ncm = per_class_accuracy(nearest_mean_predictions(train_h, ty, test_h, k), y, k)
+    class_ncm = per_class_accuracy(ncm_h, y, k)
     shared = shared_logits(logits, y)
     out["per_class"] = [
         {

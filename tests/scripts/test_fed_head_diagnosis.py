@@ -61,11 +61,11 @@ def test_nearest_mean_accuracy_by_hand():
     assert acc == pytest.approx(2 / 3)  # 5.9 -> 0, 6.1 -> 1, (0, 3) -> 0
 
 
-def test_centred_mean_cosine_by_hand():
+def test_centred_mean_cosines_by_hand():
     f = torch.tensor([[1.0, 2.0], [3.0, 2.0], [-1.0, 2.0]])  # class means (2, 2) and (-1, 2); centre (0.5, 2)
     y = torch.tensor([0, 0, 1])
     rows = torch.tensor([[1.0, 1.0], [-1.0, 0.0]])  # centred means (1.5, 0) and (-1.5, 0)
-    assert diag.centred_mean_cosine(f, y, rows) == pytest.approx((2**-0.5 + 1.0) / 2)
+    assert diag.centred_mean_cosines(f, y, rows).tolist() == pytest.approx([2**-0.5, 1.0])
 
 
 def test_recompute_batchnorm_gives_the_pooled_statistics():
@@ -103,10 +103,10 @@ def test_shared_logits_by_hand():
 def test_class_pull_by_hand():
     # client A: 6 of class 0, 2 of class 1 (n = 8, phi = (3 * 6/8, 3 * 2/8, 0) = (2.25, 0.75, 0));
     # client B: 2 of class 1, 2 of class 2 (phi = (0, 1.5, 1.5)); client C: 1 of class 2, trains nothing
-    n, trained, phi = diag.class_pull([[6, 2, 0], [0, 2, 2], [0, 0, 1]], min_samples=2)
+    n, trained, phi = diag.class_pull([[6, 2, 0], [0, 2, 2], [0, 0, 1]], trains=[True, True, False])
     assert n == [6, 4, 3] and trained == [6, 4, 2]
     assert phi == pytest.approx([2.25, (2 * 0.75 + 2 * 1.5) / 4, 1.5])
-    _, _, phi = diag.class_pull([[6, 2, 0], [0, 0, 1]], min_samples=8, c=2.0)  # C = 2, client 2 idle
+    _, _, phi = diag.class_pull([[6, 2, 0], [0, 0, 1]], trains=[True, False], c=2.0)  # C = 2, client 2 idle
     assert phi[0] == pytest.approx(2 * 6 / 8) and phi[1] == pytest.approx(2 * 2 / 8) and phi[2] is None
 
 
