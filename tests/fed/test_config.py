@@ -34,6 +34,8 @@ def test_every_fed_config_loads():
         ("head.name=linear", "fedgela needs a FedGELA head"),
         ("aggregate_by=clients", "aggregate_by must be samples or batches"),
         ("local.grad_clip=-1", "local.grad_clip must be >= 0"),
+        ("gela_phi_min=-1", "gela_phi_min must be >= 0"),
+        (["method=fedavg", "gela_phi_min=1"], "gela_phi_min is FedGELA's scale floor"),
         ("data.val_fraction=1.0", "data.val_fraction must be in"),
         ("lr=0.1", "lr moved to local.lr"),
         ("model=mlp", "model moved to model.name"),
@@ -41,7 +43,7 @@ def test_every_fed_config_loads():
 )
 def test_bad_fed_config(override, msg):
     with pytest.raises(ConfigError, match=msg):
-        load_fed_config(SMOKE, [override])
+        load_fed_config(SMOKE, override if isinstance(override, list) else [override])
 
 
 def test_a_config_of_the_flat_schema_names_the_new_keys(tmp_path):

@@ -77,6 +77,43 @@ def test_a_client_reports_its_training_batches():
     assert n == len(s.parts[1]) and metrics["num_batches"] == n // 16  # drop_last: full batches only
 
 
+@pytest.mark.parametrize("floor", [0.0, 1.0])
+def test_a_fedgela_client_trains_with_its_scales_floored(floor, monkeypatch):
+    """On long-tailed clients (data.imbalance 20) a client's head is scaled by max(K n_c / n, floor) for
+    its held classes and 0 for the others (by hand from its class counts) while it trains through the
+    real local loop; the floor changes the trained model."""
+    import torch
+
+    from nclab.fed import flower
+    from nclab.fed.local import shared_state
+    from nclab.fed.setup import get_setup
+
+    cfg = load_fed_config(
+        ROOT / "configs" / "recipes" / "fed_synthetic.yaml",
+        ["data.imbalance=20", f"gela_phi_min={floor}", "local.batch_size=8"],
+    )
+    s = get_setup(cfg)
+    seen = []
+    real = flower.local_train
+
+    def spy(model, *args, **kwargs):
+        seen.append(model.head.phi.clone())
+        return real(model, *args, **kwargs)
+
+    monkeypatch.setattr(flower, "local_train", spy)
+    start = [t.numpy() for t in shared_state(s.build_model())]
+    for pid in range(cfg.partition.num_clients):
+        new, n, _ = flower.NclabClient(s).fit(start, {"partition_id": pid, "round": 1})
+        counts = np.asarray(s.client_counts[pid], dtype=float)
+        k = len(counts)
+        expect = np.where(counts > 0, np.maximum(k * counts / counts.sum(), floor), 0.0)
+        np.testing.assert_allclose(seen[-1].numpy(), expect, rtol=1e-6)
+        assert any(not np.array_equal(a, b) for a, b in zip(new, start))  # it trained
+    lifted = [p for p in seen if (p > 0).any() and p[p > 0].min() < 1]
+    assert (floor == 0.0) == bool(lifted)  # the data has a held class below 1, which the floor lifts
+    assert torch.all(torch.stack(seen) >= 0)
+
+
 def test_a_client_computes_with_the_threads_it_is_given():
     """A simulated client's process inherits the parent's OMP_NUM_THREADS (a sweep sets it to the run's
     CPUs); with 2 clients per 2 cores that oversubscribed the cores, so the client sets its own."""

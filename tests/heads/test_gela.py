@@ -42,11 +42,23 @@ def test_unscaled_head_is_the_fixed_etf_on_normalised_features():
     assert torch.equal(gela(h), fixed(h)) and torch.equal(gela.weight, fixed.weight)
 
 
+def test_a_scale_floor_lifts_held_classes_only():
+    """nclab's long-tailed variant: max(C n_c / n, floor) for a held class, 0 for a missing one (by hand:
+    counts 90, 9, 1, 0 with C = 4 give 3.6, 0.36, 0.04, 0)."""
+    counts = [90, 9, 1, 0]
+    assert gela_scales(counts, c=4.0).tolist() == pytest.approx([3.6, 0.36, 0.04, 0.0])
+    assert gela_scales(counts, c=4.0, floor=1.0).tolist() == pytest.approx([3.6, 1.0, 1.0, 0.0])
+    assert gela_scales(counts, c=4.0, floor=0.3).tolist() == pytest.approx([3.6, 0.36, 0.3, 0.0])
+    assert gela_scales([5, 5], floor=1.0).tolist() == [1.0, 1.0]  # already at the floor: unchanged
+
+
 def test_bad_scales_and_tau():
     with pytest.raises(NclabError):
         gela_scales([0, 0])
     with pytest.raises(NclabError):
         gela_scales([1, 2], c=0)
+    with pytest.raises(NclabError, match="floor must be >= 0"):
+        gela_scales([1, 2], floor=-0.5)
     with pytest.raises(NclabError, match="scales must have shape"):
         create_head("gela", 4, 3).set_scales(torch.ones(2))
     with pytest.raises(NclabError, match="tau must be > 0"):

@@ -14,6 +14,7 @@ from nclab.train import load_config
 from tests.sweep.helpers import ROOT
 
 SWEEPS = ROOT / "configs" / "sweeps"
+RESULTS = ROOT / "results"
 
 OLD_RECIPE = """
 data: {name: fmnist, imbalance: 100}
@@ -164,7 +165,57 @@ def test_fed_converge_settings_spec_is_the_pcdd2_protocol_on_pcdd3_and_the_if100
         assert cfg == want, r.label
 
 
-RESULTS = ROOT / "results"
+def test_fed_fair_pcdd2_spec_is_the_converge_protocol_with_a_learning_rate_axis():
+    """fed_fmnist_fair_pcdd2.yaml: fed_fmnist_converge.yaml's runs of FedAvg, FedAvg + ETF and nclab's
+    FedGELA with local.lr 0.003, 0.01 or 0.03 and nothing else changed."""
+    converge = {
+        (r.axes["method"], r.seed): r for r in expand(load_spec(SWEEPS / "fed_fmnist_converge.yaml"), Path("a"))
+    }
+    runs = expand(load_spec(SWEEPS / "fed_fmnist_fair_pcdd2.yaml"), Path("out"))
+    assert len(runs) == 3 * 3 * 3
+    for r in runs:
+        cfg = dataclasses.asdict(load_fed_config(r.files, r.overrides))
+        twin = converge[(r.axes["method"], r.seed)]
+        want = dataclasses.asdict(load_fed_config(twin.files, twin.overrides))
+        want["local"]["lr"] = float(r.axes["lr"])
+        assert cfg == want, r.label
+
+
+def test_the_fair_pcdd2_records_copied_from_the_converge_grid_are_its_runs():
+    """The lr = 0.01 records of results/fed_fmnist_fair_pcdd2 were copied from results/fed_fmnist_converge
+    (the same resolved config and seed): the same rows and counts, a config that differs in run_dir only."""
+    from omegaconf import OmegaConf
+
+    copied = sorted((RESULTS / "fed_fmnist_fair_pcdd2").glob("*/lr=0.01/seed=*"))
+    assert copied
+    for d in copied:
+        rec = json.loads((d / "sweep.json").read_text())
+        src = ROOT / rec["copied_from"]
+        assert src.parent.name == d.parent.parent.name and src.name == d.name  # method, seed
+        for f in ("metrics.jsonl", "classes.json"):
+            assert (d / f).read_bytes() == (src / f).read_bytes(), d / f
+        a, b = (OmegaConf.to_container(OmegaConf.load(x / "config.yaml")) for x in (d, src))
+        assert a.pop("run_dir") != b.pop("run_dir") and a == b
+
+
+def test_fed_gela_floor_spec_is_the_if100_fedgela_run_with_its_scales_floored():
+    """fed_fmnist_gela_floor.yaml: fed_fmnist_converge_settings.yaml's IF = 100 FedGELA runs with
+    gela_phi_min = 1 and nothing else changed, under the same axis names (so one table pairs them)."""
+    settings = {
+        (r.axes["setting"], r.axes["method"], r.seed): r
+        for r in expand(load_spec(SWEEPS / "fed_fmnist_converge_settings.yaml"), Path("a"))
+    }
+    runs = expand(load_spec(SWEEPS / "fed_fmnist_gela_floor.yaml"), Path("out"))
+    assert len(runs) == 3 and {r.axes["setting"] for r in runs} == {"lt100_pcdd2"}
+    for r in runs:
+        cfg = dataclasses.asdict(load_fed_config(r.files, r.overrides))
+        twin = settings[("lt100_pcdd2", "fedgela", r.seed)]
+        want = dataclasses.asdict(load_fed_config(twin.files, twin.overrides))
+        assert (want["gela_phi_min"], cfg["gela_phi_min"]) == (0.0, 1.0)
+        want["gela_phi_min"] = 1.0
+        assert cfg == want, r.label
+
+
 
 
 def test_every_record_in_results_is_a_run_of_its_spec_that_a_sweep_skips():

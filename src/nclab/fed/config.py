@@ -72,6 +72,7 @@ class FedConfig:
     local: LocalConfig = field(default_factory=LocalConfig)
     aggregate_by: str = "samples"  # weight of a client in the server's mean: samples | batches (per epoch)
     gela_c: float | None = None  # FedGELA's C (None: K)
+    gela_phi_min: float = 0.0  # floor of a held class's FedGELA scale phi (0: the paper's rule)
     tau: float = 10.0  # logit scale of the methods' ETF heads on normalised features
     nc_samples: int = 5000  # training samples used for the NC metrics of the aggregated model
     eval_every: int = 1  # evaluate every k rounds and at the last (checkpoint: every round)
@@ -112,6 +113,14 @@ def load_fed_config(
             out.method != "fedgela" or out.head.name in ("", *GELA_HEADS),
             f"method fedgela needs a FedGELA head: leave head.name empty or set {' or '.join(GELA_HEADS)}, "
             f"got {out.head.name!r}",
+        ),
+        (
+            out.gela_phi_min >= 0,
+            f"gela_phi_min must be >= 0 (0: FedGELA's own scales), got {out.gela_phi_min}",
+        ),
+        (
+            out.gela_phi_min == 0 or out.method == "fedgela",
+            f"gela_phi_min is FedGELA's scale floor: set method=fedgela or drop it (method is {out.method!r})",
         ),
         (
             out.aggregate_by in AGGREGATE_BY,

@@ -52,7 +52,7 @@ class NclabClient(NumPyClient):
         model = s.build_model()
         load_shared_state(model, [torch.from_numpy(np.asarray(p)) for p in parameters])
         if cfg.method == "fedgela":
-            model.head.set_scales(gela_scales(s.client_counts[pid], cfg.gela_c))
+            model.head.set_scales(gela_scales(s.client_counts[pid], cfg.gela_c, cfg.gela_phi_min))
         x, y = s.client_train(pid)
         mu = cfg.local.prox_mu if cfg.method == "fedprox" else 0.0
         gen = torch.Generator().manual_seed(derive_seed(cfg.seed, rnd, pid))

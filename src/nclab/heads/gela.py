@@ -10,7 +10,8 @@ label frequency), so a class it does not hold gets a zero row and logit 0:
 nclab's choices (the paper leaves them to its code, not public here): features are L2-normalised and
 scaled by ``tau`` (default 10), as for ETF heads with normalised features; ``C`` defaults to K, so a
 client with a uniform label distribution over all classes gets ``phi = 1``, the plain ETF used for the
-generic (global) evaluation. Both are configurable.
+generic (global) evaluation. Both are configurable, and so is a floor on a held class's scale
+(:func:`gela_scales`), nclab's variant for long-tailed clients.
 
 ``gela_authors`` is FedGELA as its authors' code runs it (../shared/fedgela_code.md): the ETF sees a
 trained projection ``z = BN(W2 relu(W1 h))`` (MLP h -> h -> p, then an affine BatchNorm1d(p)), not the
@@ -32,12 +33,20 @@ from nclab.geometry import simplex_etf
 from nclab.heads.base import register_head
 
 
-def gela_scales(client_counts: Sequence[int] | torch.Tensor, c: float | None = None) -> torch.Tensor:
+def gela_scales(
+    client_counts: Sequence[int] | torch.Tensor, c: float | None = None, floor: float = 0.0
+) -> torch.Tensor:
     """``phi_c = C * n_kc / n_k`` for one client's class counts (C defaults to K; Fan et al. 2023).
+
+    ``floor`` > 0 is nclab's variant for long-tailed clients (docs/fed.md, "FedGELA variants"): a class
+    the client holds gets ``max(C * n_kc / n_k, floor)``, so a rare class paired with a frequent one is
+    not scaled towards 0; a class it does not hold keeps 0. ``floor = 0`` is the paper's rule.
 
     Example:
         >>> gela_scales([3, 1, 0, 0]).tolist()
         [3.0, 1.0, 0.0, 0.0]
+        >>> gela_scales([6, 1, 1], floor=1.0).tolist()  # without the floor: 2.25, 0.375, 0.375
+        [2.25, 1.0, 1.0]
     """
     n = torch.as_tensor(client_counts, dtype=torch.float64)
     if n.ndim != 1 or (n < 0).any() or n.sum() <= 0:
@@ -45,7 +54,11 @@ def gela_scales(client_counts: Sequence[int] | torch.Tensor, c: float | None = N
     const = float(len(n) if c is None else c)
     if not const > 0:
         raise NclabError(f"FedGELA constant C must be > 0, got {c}")
-    return (const * n / n.sum()).to(torch.float32)
+    if not floor >= 0:
+        raise NclabError(f"FedGELA scale floor must be >= 0, got {floor}")
+    phi = const * n / n.sum()
+    phi = torch.where(n > 0, phi.clamp(min=float(floor)), phi)
+    return phi.to(torch.float32)
 
 
 class _ScaledETF(nn.Module):
