@@ -108,6 +108,8 @@ def test_class_pull_by_hand():
     assert phi == pytest.approx([2.25, (2 * 0.75 + 2 * 1.5) / 4, 1.5])
     _, _, phi = diag.class_pull([[6, 2, 0], [0, 0, 1]], trains=[True, False], c=2.0)  # C = 2, client 2 idle
     assert phi[0] == pytest.approx(2 * 6 / 8) and phi[1] == pytest.approx(2 * 2 / 8) and phi[2] is None
+    _, _, phi = diag.class_pull([[6, 2, 0], [0, 2, 2]], trains=[True, True], floor=1.0)  # gela_phi_min = 1
+    assert phi == pytest.approx([2.25, (2 * 1.0 + 2 * 1.5) / 4, 1.5])  # A's class 1: 0.75 lifted to 1
 
 
 def test_per_class_table_is_printed(tmp_path, capsys):
