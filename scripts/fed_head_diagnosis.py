@@ -105,8 +105,8 @@ def class_pull(
 ) -> tuple[list[int], list[int], list[float | None]]:
     """Per class: training images, images on the clients that take a local step (``trains``, one flag
     per client), and the mean over those images of their client's ``phi_kc = C n_kc / n_k`` (at least
-    ``floor``, the run's ``gela_phi_min``, for a held class; :func:`nclab.heads.gela.gela_scales`), i.e. ``sum_k n_kc phi_kc / sum_k n_kc``; None where no
-    training client holds the class."""
+    ``floor``, the run's ``gela_phi_min``, for a held class; :func:`nclab.heads.gela.gela_scales`),
+    i.e. ``sum_k n_kc phi_kc / sum_k n_kc``; None where no training client holds the class."""
     k = len(client_counts[0])
     total, trained, weighted = [0] * k, [0] * k, [0.0] * k
     for counts, steps in zip(client_counts, trains):

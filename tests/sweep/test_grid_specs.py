@@ -216,8 +216,6 @@ def test_fed_gela_floor_spec_is_the_if100_fedgela_run_with_its_scales_floored():
         assert cfg == want, r.label
 
 
-
-
 def test_every_record_in_results_is_a_run_of_its_spec_that_a_sweep_skips():
     """results/NAME holds compact records (config, counts, rows, sweep.json) of the runs of one spec: each
     is a run of the spec its sweep.json names (same axes and seed, same place), and complete, so
