@@ -41,7 +41,7 @@ from torch import nn
 
 from nclab import checkpoint
 from nclab.errors import NclabError
-from nclab.fed.config import load_fed_config
+from nclab.fed.config import gela_options, load_fed_config
 from nclab.fed.local import batches, load_shared_state
 from nclab.fed.setup import get_setup
 from nclab.heads.gela import gela_scales
@@ -101,12 +101,18 @@ def shared_logits(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def class_pull(
-    client_counts: list[list[int]], trains: list[bool], c: float | None = None, floor: float = 0.0
+    client_counts: list[list[int]],
+    trains: list[bool],
+    c: float | None = None,
+    floor: float = 0.0,
+    cap: float | None = None,
+    missing: float = 0.0,
 ) -> tuple[list[int], list[int], list[float | None]]:
     """Per class: training images, images on the clients that take a local step (``trains``, one flag
-    per client), and the mean over those images of their client's ``phi_kc = C n_kc / n_k`` (at least
-    ``floor``, the run's ``gela_phi_min``, for a held class; :func:`nclab.heads.gela.gela_scales`),
-    i.e. ``sum_k n_kc phi_kc / sum_k n_kc``; None where no training client holds the class."""
+    per client), and the mean over those images of their client's ``phi_kc = C n_kc / n_k`` (between
+    ``floor`` and ``cap``, the run's ``gela_phi_min`` and ``gela_phi_max``, for a held class;
+    :func:`nclab.heads.gela.gela_scales`), i.e. ``sum_k n_kc phi_kc / sum_k n_kc``; None where no
+    training client holds the class. ``missing`` weighs no image, so it leaves the means unchanged."""
     k = len(client_counts[0])
     total, trained, weighted = [0] * k, [0] * k, [0.0] * k
     for counts, steps in zip(client_counts, trains):
@@ -114,7 +120,7 @@ def class_pull(
             total[j] += m
         if not steps:
             continue
-        for j, (m, phi) in enumerate(zip(counts, gela_scales(counts, c, floor).tolist())):
+        for j, (m, phi) in enumerate(zip(counts, gela_scales(counts, c, floor, cap, missing).tolist())):
             trained[j] += m
             weighted[j] += m * phi
     return total, trained, [w / t if t else None for w, t in zip(weighted, trained)]
@@ -167,7 +173,7 @@ def diagnose(run_dir: str | Path, samples: int = 5000) -> dict[str, Any]:
     }
     # a client takes a local step when its epoch has a batch (the runner's own rule, drop_last included)
     trains = [len(batches(torch.arange(sum(c)), cfg.local)) > 0 for c in setup.client_counts]
-    n, n_trained, phi = class_pull(setup.client_counts, trains, cfg.gela_c, cfg.gela_phi_min)
+    n, n_trained, phi = class_pull(setup.client_counts, trains, *gela_options(cfg))
     class_acc = per_class_accuracy(logits.argmax(1), y, k)
     class_ncm = per_class_accuracy(ncm_h, y, k)
     shared = shared_logits(logits, y)

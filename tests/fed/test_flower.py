@@ -77,20 +77,23 @@ def test_a_client_reports_its_training_batches():
     assert n == len(s.parts[1]) and metrics["num_batches"] == n // 16  # drop_last: full batches only
 
 
-@pytest.mark.parametrize("floor", [0.0, 1.0])
-def test_a_fedgela_client_trains_with_its_scales_floored(floor, monkeypatch):
-    """On long-tailed clients (data.imbalance 20) a client's head is scaled by max(K n_c / n, floor) for
-    its held classes and 0 for the others (by hand from its class counts) while it trains through the
-    real local loop; the floor changes the trained model."""
+@pytest.mark.parametrize(
+    ("floor", "cap", "missing"), [(0.0, None, 0.0), (1.0, None, 0.0), (1.0, 1.0, 0.0), (0.0, 2.0, 1.0)]
+)
+def test_a_fedgela_client_trains_with_its_scales(floor, cap, missing, monkeypatch):
+    """On long-tailed clients (data.imbalance 20) a client's head is scaled by K n_c / n clipped to
+    [floor, cap] for its held classes and by ``missing`` for the others (by hand from its class counts)
+    while it trains through the real local loop; the floor changes the trained model."""
     import torch
 
     from nclab.fed import flower
     from nclab.fed.local import shared_state
     from nclab.fed.setup import get_setup
 
+    options = [f"gela_phi_min={floor}", f"gela_phi_max={'null' if cap is None else cap}"]
     cfg = load_fed_config(
         ROOT / "configs" / "recipes" / "fed_synthetic.yaml",
-        ["data.imbalance=20", f"gela_phi_min={floor}", "local.batch_size=8"],
+        ["data.imbalance=20", *options, f"gela_phi_missing={missing}", "local.batch_size=8"],
     )
     s = get_setup(cfg)
     seen = []
@@ -106,12 +109,13 @@ def test_a_fedgela_client_trains_with_its_scales_floored(floor, monkeypatch):
         new, n, _ = flower.NclabClient(s).fit(start, {"partition_id": pid, "round": 1})
         counts = np.asarray(s.client_counts[pid], dtype=float)
         k = len(counts)
-        expect = np.where(counts > 0, np.maximum(k * counts / counts.sum(), floor), 0.0)
+        expect = np.where(counts > 0, np.clip(k * counts / counts.sum(), floor, cap), missing)
         np.testing.assert_allclose(seen[-1].numpy(), expect, rtol=1e-6)
         assert any(not np.array_equal(a, b) for a, b in zip(new, start))  # it trained
-    lifted = [p for p in seen if (p > 0).any() and p[p > 0].min() < 1]
-    assert (floor == 0.0) == bool(lifted)  # the data has a held class below 1, which the floor lifts
-    assert torch.all(torch.stack(seen) >= 0)
+    held = [p[torch.from_numpy(np.asarray(c) > 0)] for p, c in zip(seen, s.client_counts)]
+    assert (floor == 0.0) == any(p.min() < 1 for p in held)  # a held class below 1, which the floor lifts
+    assert (cap is None) == any(p.max() > 2 for p in held)  # and one above 2, which a cap of 2 or 1 lowers
+    assert any((np.asarray(c) == 0).any() for c in s.client_counts)  # a client misses a class
 
 
 def test_a_client_computes_with_the_threads_it_is_given():

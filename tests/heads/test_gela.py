@@ -52,6 +52,17 @@ def test_a_scale_floor_lifts_held_classes_only():
     assert gela_scales([5, 5], floor=1.0).tolist() == [1.0, 1.0]  # already at the floor: unchanged
 
 
+def test_a_scale_cap_and_a_missing_scale():
+    """The cap bounds a held class's scale from above, the missing scale replaces a missing class's 0 (by
+    hand: counts 90, 9, 1, 0 with C = 4 give 3.6, 0.36, 0.04, 0)."""
+    counts = [90, 9, 1, 0]
+    assert gela_scales(counts, c=4.0, cap=2.0).tolist() == pytest.approx([2.0, 0.36, 0.04, 0.0])
+    assert gela_scales(counts, c=4.0, missing=0.5).tolist() == pytest.approx([3.6, 0.36, 0.04, 0.5])
+    # floor = cap = 1: every held class at 1; with missing = 1 too, the plain ETF's scales
+    assert gela_scales(counts, c=4.0, floor=1.0, cap=1.0).tolist() == [1.0, 1.0, 1.0, 0.0]
+    assert gela_scales(counts, floor=1.0, cap=1.0, missing=1.0).tolist() == [1.0] * 4
+
+
 def test_bad_scales_and_tau():
     with pytest.raises(NclabError):
         gela_scales([0, 0])
@@ -59,6 +70,12 @@ def test_bad_scales_and_tau():
         gela_scales([1, 2], c=0)
     with pytest.raises(NclabError, match="floor must be >= 0"):
         gela_scales([1, 2], floor=-0.5)
+    with pytest.raises(NclabError, match="cap must be > 0 and >= the floor"):
+        gela_scales([1, 2], floor=1.0, cap=0.5)
+    with pytest.raises(NclabError, match="cap must be > 0"):
+        gela_scales([1, 2], cap=0.0)
+    with pytest.raises(NclabError, match="missing class must be >= 0"):
+        gela_scales([1, 0], missing=-1.0)
     with pytest.raises(NclabError, match="scales must have shape"):
         create_head("gela", 4, 3).set_scales(torch.ones(2))
     with pytest.raises(NclabError, match="tau must be > 0"):

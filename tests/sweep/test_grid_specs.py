@@ -198,22 +198,36 @@ def test_the_fair_pcdd2_records_copied_from_the_converge_grid_are_its_runs():
         assert a.pop("run_dir") != b.pop("run_dir") and a == b
 
 
-def test_fed_gela_floor_spec_is_the_if100_fedgela_run_with_its_scales_floored():
-    """fed_fmnist_gela_floor.yaml: fed_fmnist_converge_settings.yaml's IF = 100 FedGELA runs with
-    gela_phi_min = 1 and nothing else changed, under the same axis names (so one table pairs them)."""
+@pytest.mark.parametrize(
+    ("spec", "changes"),
+    [
+        ("fed_fmnist_gela_floor", {"fedgela_floor": {"gela_phi_min": 1.0}}),
+        (
+            "fed_fmnist_gela_scales",
+            {
+                "fedgela_equal": {"gela_phi_min": 1.0, "gela_phi_max": 1.0},
+                "fedgela_missing1": {"gela_phi_missing": 1.0},
+            },
+        ),
+    ],
+)
+def test_fed_gela_scale_specs_are_the_if100_fedgela_run_with_its_scales_changed(spec, changes):
+    """fed_fmnist_gela_floor.yaml and fed_fmnist_gela_scales.yaml: fed_fmnist_converge_settings.yaml's
+    IF = 100 FedGELA runs with only the scale options of each arm changed, under the same axis names (so
+    one table pairs them)."""
     settings = {
         (r.axes["setting"], r.axes["method"], r.seed): r
         for r in expand(load_spec(SWEEPS / "fed_fmnist_converge_settings.yaml"), Path("a"))
     }
-    runs = expand(load_spec(SWEEPS / "fed_fmnist_gela_floor.yaml"), Path("out"))
-    assert len(runs) == 3 and {r.axes["setting"] for r in runs} == {"lt100_pcdd2"}
+    runs = expand(load_spec(SWEEPS / f"{spec}.yaml"), Path("out"))
+    assert len(runs) == 3 * len(changes) and {r.axes["setting"] for r in runs} == {"lt100_pcdd2"}
     for r in runs:
         cfg = dataclasses.asdict(load_fed_config(r.files, r.overrides))
         twin = settings[("lt100_pcdd2", "fedgela", r.seed)]
         want = dataclasses.asdict(load_fed_config(twin.files, twin.overrides))
-        assert (want["gela_phi_min"], cfg["gela_phi_min"]) == (0.0, 1.0)
-        want["gela_phi_min"] = 1.0
-        assert cfg == want, r.label
+        change = changes[r.axes["method"]]
+        assert all(want[k] != v for k, v in change.items())  # the twin has the paper's rule
+        assert cfg == {**want, **change}, r.label
 
 
 def test_every_record_in_results_is_a_run_of_its_spec_that_a_sweep_skips():

@@ -73,6 +73,8 @@ class FedConfig:
     aggregate_by: str = "samples"  # weight of a client in the server's mean: samples | batches (per epoch)
     gela_c: float | None = None  # FedGELA's C (None: K)
     gela_phi_min: float = 0.0  # floor of a held class's FedGELA scale phi (0: the paper's rule)
+    gela_phi_max: float | None = None  # cap of a held class's FedGELA scale phi (None: the paper's rule)
+    gela_phi_missing: float = 0.0  # FedGELA scale of a class the client does not hold (0: the paper's)
     tau: float = 10.0  # logit scale of the methods' ETF heads on normalised features
     nc_samples: int = 5000  # training samples used for the NC metrics of the aggregated model
     eval_every: int = 1  # evaluate every k rounds and at the last (checkpoint: every round)
@@ -97,6 +99,12 @@ def method_head(cfg: FedConfig) -> tuple[str, dict[str, Any]]:
     return "linear", {}
 
 
+def gela_options(cfg: FedConfig) -> tuple[float | None, float, float | None, float]:
+    """The arguments ``(c, floor, cap, missing)`` of :func:`nclab.heads.gela.gela_scales` that ``cfg``
+    sets (``gela_c``, ``gela_phi_min``, ``gela_phi_max``, ``gela_phi_missing``)."""
+    return cfg.gela_c, cfg.gela_phi_min, cfg.gela_phi_max, cfg.gela_phi_missing
+
+
 def load_fed_config(
     path: str | Path | Sequence[str | Path] | None, overrides: Sequence[str] | None = None
 ) -> FedConfig:
@@ -119,8 +127,20 @@ def load_fed_config(
             f"gela_phi_min must be >= 0 (0: FedGELA's own scales), got {out.gela_phi_min}",
         ),
         (
-            out.gela_phi_min == 0 or out.method == "fedgela",
-            f"gela_phi_min is FedGELA's scale floor: set method=fedgela or drop it (method is {out.method!r})",
+            out.gela_phi_max is None or out.gela_phi_max >= max(out.gela_phi_min, 1e-12),
+            f"gela_phi_max must be > 0 and >= gela_phi_min ({out.gela_phi_min}), got {out.gela_phi_max} "
+            "(null: no cap)",
+        ),
+        (
+            out.gela_phi_missing >= 0,
+            f"gela_phi_missing must be >= 0 (0: FedGELA's own scales), got {out.gela_phi_missing}",
+        ),
+        *(
+            (
+                getattr(out, key) == off or out.method == "fedgela",
+                f"{key} changes FedGELA's scales: set method=fedgela or drop it (method is {out.method!r})",
+            )
+            for key, off in (("gela_phi_min", 0.0), ("gela_phi_max", None), ("gela_phi_missing", 0.0))
         ),
         (
             out.aggregate_by in AGGREGATE_BY,

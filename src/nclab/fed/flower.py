@@ -23,7 +23,7 @@ from flwr.common import Context, FitIns, ndarrays_to_parameters, parameters_to_n
 from flwr.server import ServerApp, ServerAppComponents, ServerConfig
 from flwr.server.strategy import FedAvg
 
-from nclab.fed.config import FedConfig, load_fed_config
+from nclab.fed.config import FedConfig, gela_options, load_fed_config
 from nclab.fed.local import (
     batches,
     load_shared_state,
@@ -52,7 +52,7 @@ class NclabClient(NumPyClient):
         model = s.build_model()
         load_shared_state(model, [torch.from_numpy(np.asarray(p)) for p in parameters])
         if cfg.method == "fedgela":
-            model.head.set_scales(gela_scales(s.client_counts[pid], cfg.gela_c, cfg.gela_phi_min))
+            model.head.set_scales(gela_scales(s.client_counts[pid], *gela_options(cfg)))
         x, y = s.client_train(pid)
         mu = cfg.local.prox_mu if cfg.method == "fedprox" else 0.0
         gen = torch.Generator().manual_seed(derive_seed(cfg.seed, rnd, pid))

@@ -10,8 +10,9 @@ label frequency), so a class it does not hold gets a zero row and logit 0:
 nclab's choices (the paper leaves them to its code, not public here): features are L2-normalised and
 scaled by ``tau`` (default 10), as for ETF heads with normalised features; ``C`` defaults to K, so a
 client with a uniform label distribution over all classes gets ``phi = 1``, the plain ETF used for the
-generic (global) evaluation. Both are configurable, and so is a floor on a held class's scale
-(:func:`gela_scales`), nclab's variant for long-tailed clients.
+generic (global) evaluation. Both are configurable, and so are a floor and a cap on a held class's
+scale and a scale for the classes a client does not hold (:func:`gela_scales`), nclab's variants for
+long-tailed clients.
 
 ``gela_authors`` is FedGELA as its authors' code runs it (../shared/fedgela_code.md): the ETF sees a
 trained projection ``z = BN(W2 relu(W1 h))`` (MLP h -> h -> p, then an affine BatchNorm1d(p)), not the
@@ -34,19 +35,30 @@ from nclab.heads.base import register_head
 
 
 def gela_scales(
-    client_counts: Sequence[int] | torch.Tensor, c: float | None = None, floor: float = 0.0
+    client_counts: Sequence[int] | torch.Tensor,
+    c: float | None = None,
+    floor: float = 0.0,
+    cap: float | None = None,
+    missing: float = 0.0,
 ) -> torch.Tensor:
     """``phi_c = C * n_kc / n_k`` for one client's class counts (C defaults to K; Fan et al. 2023).
 
-    ``floor`` > 0 is nclab's variant for long-tailed clients (docs/fed.md, "FedGELA variants"): a class
-    the client holds gets ``max(C * n_kc / n_k, floor)``, so a rare class paired with a frequent one is
-    not scaled towards 0; a class it does not hold keeps 0. ``floor = 0`` is the paper's rule.
+    nclab's variants for long-tailed clients (docs/fed.md, "FedGELA variants"); the defaults are the
+    paper's rule:
+
+    - ``floor`` > 0: a held class gets at least ``floor``, so a rare class paired with a frequent one
+      is not scaled towards 0;
+    - ``cap``: a held class gets at most ``cap`` (``floor = cap = 1`` scales every held class by 1);
+    - ``missing`` > 0: a class the client does not hold gets this scale instead of 0, so its column
+      stays in the local softmax (``missing = 1`` with every held class at 1 is the plain ETF).
 
     Example:
         >>> gela_scales([3, 1, 0, 0]).tolist()
         [3.0, 1.0, 0.0, 0.0]
         >>> gela_scales([6, 1, 1], floor=1.0).tolist()  # without the floor: 2.25, 0.375, 0.375
         [2.25, 1.0, 1.0]
+        >>> gela_scales([3, 1, 0, 0], cap=2.0, missing=0.5).tolist()
+        [2.0, 1.0, 0.5, 0.5]
     """
     n = torch.as_tensor(client_counts, dtype=torch.float64)
     if n.ndim != 1 or (n < 0).any() or n.sum() <= 0:
@@ -56,8 +68,12 @@ def gela_scales(
         raise NclabError(f"FedGELA constant C must be > 0, got {c}")
     if not floor >= 0:
         raise NclabError(f"FedGELA scale floor must be >= 0, got {floor}")
-    phi = const * n / n.sum()
-    phi = torch.where(n > 0, phi.clamp(min=float(floor)), phi)
+    if cap is not None and not (cap > 0 and cap >= floor):
+        raise NclabError(f"FedGELA scale cap must be > 0 and >= the floor ({floor}), got {cap}")
+    if not missing >= 0:
+        raise NclabError(f"FedGELA scale of a missing class must be >= 0, got {missing}")
+    phi = (const * n / n.sum()).clamp(min=float(floor), max=None if cap is None else float(cap))
+    phi = torch.where(n > 0, phi, torch.full_like(phi, float(missing)))
     return phi.to(torch.float32)
 
 
