@@ -8,6 +8,7 @@ import torch
 
 from nclab.train import load_config
 from nclab.train.device import (
+    close_distributed,
     describe_device,
     determinism,
     device_of,
@@ -80,6 +81,28 @@ def test_determinism_restores_after_an_error():
 
 def test_init_distributed_without_torchrun_is_one_process(monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
-    assert init_distributed(torch.device("cpu")) == (0, 1)
+    assert init_distributed(torch.device("cpu")) == (0, 1, False)
     monkeypatch.setenv("WORLD_SIZE", "1")
-    assert init_distributed(torch.device("cpu")) == (0, 1)
+    assert init_distributed(torch.device("cpu")) == (0, 1, False)
+
+
+def test_a_process_group_the_user_made_is_theirs_and_close_destroys_one(monkeypatch):
+    """Under torchrun's environment with a group already made (by the user's script), init_distributed
+    reuses it and reports that it did not create it, so the trainer leaves it alone; close_distributed
+    destroys the default group, and does nothing without one."""
+    import socket
+
+    import torch.distributed as dist
+
+    with socket.socket() as s:  # a free loopback port for the store
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    try:
+        monkeypatch.setenv("WORLD_SIZE", "2")
+        assert init_distributed(torch.device("cpu")) == (0, 1, False)  # the group's own rank and size
+        assert dist.is_initialized()
+    finally:
+        close_distributed()
+    assert not dist.is_initialized()
+    close_distributed()  # nothing to destroy: no error

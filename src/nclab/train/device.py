@@ -92,15 +92,28 @@ class determinism:
         return False
 
 
-def init_distributed(device: torch.device) -> tuple[int, int]:
-    """(rank, world) from torchrun's environment; initialises the process group when world > 1."""
+def init_distributed(device: torch.device) -> tuple[int, int, bool]:
+    """(rank, world, created) from torchrun's environment; initialises the process group when world > 1
+    and none exists (``created``: this call made it, so its caller destroys it with
+    :func:`close_distributed`; a group the user made stays theirs)."""
     import os
 
     import torch.distributed as dist
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
-        return 0, 1
-    if not dist.is_initialized():
+        return 0, 1, False
+    created = not dist.is_initialized()
+    if created:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return dist.get_rank(), dist.get_world_size()
+    return dist.get_rank(), dist.get_world_size(), created
+
+
+def close_distributed() -> None:
+    """Destroy the default process group, if any. A rank that exits with its group alive can abort in
+    the backend's teardown ("terminate called without an active exception") while another rank still
+    works, e.g. rank 0 alone in stage 2."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()

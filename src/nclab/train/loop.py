@@ -35,6 +35,7 @@ from nclab.train.config import Config, config_sources, to_yaml
 from nclab.train.data_setup import load_data, preprocess
 from nclab.train.device import (  # noqa: F401  (steps_per_epoch, amp_dtype, to_device: public here too)
     amp_dtype,
+    close_distributed,
     derive_seed,
     describe_device,
     determinism,
@@ -66,7 +67,7 @@ class Trainer:
             import os
 
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        self.rank, self.world = init_distributed(self.device)
+        self.rank, self.world, self._own_group = init_distributed(self.device)
         # one writer per run directory (nclab.rundir.RunLock), taken before anything is written
         created = not self.dir.exists()
         self._lock = self.run.lock() if self.rank == 0 else None
@@ -263,9 +264,13 @@ class Trainer:
             self.run.save_checkpoint(state)
 
     def close(self) -> None:
-        """Release the run directory's lock (idempotent; :meth:`fit` calls it when it returns or fails)."""
+        """Release the run directory's lock and destroy the process group this trainer created
+        (idempotent; :meth:`fit` calls it when it returns or fails)."""
         if self._lock is not None:
             self._lock.release()
+        if self._own_group:
+            close_distributed()
+            self._own_group = False
 
     # -- the loop ----------------------------------------------------------------------------------
     def fit(self) -> Path:
