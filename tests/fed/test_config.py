@@ -3,7 +3,8 @@ from pathlib import Path
 import pytest
 
 from nclab.errors import ConfigError
-from nclab.fed.config import load_fed_config
+from nclab.fed.config import gela_options, load_fed_config
+from nclab.heads.gela import gela_scales
 
 SMOKE = Path(__file__).resolve().parents[2] / "configs" / "recipes" / "fed_synthetic.yaml"
 
@@ -12,7 +13,12 @@ def test_every_fed_config_loads():
     recipes = sorted(SMOKE.parent.glob("fed_*.yaml"))
     assert len(recipes) >= 6
     for p in recipes:
+        scales = "gela_phi_min" in p.read_text()  # a FedGELA scale fragment: fedgela only
         for method in ("fedavg", "fedavg_etf", "fedprox", "fedgela"):
+            if scales and method != "fedgela":
+                with pytest.raises(ConfigError, match="changes FedGELA's scales: set method=fedgela"):
+                    load_fed_config(p, [f"method={method}"])
+                continue
             cfg = load_fed_config(p, [f"method={method}"])
             assert cfg.rounds >= 1 and cfg.clients_per_round <= cfg.partition.num_clients
 
@@ -102,6 +108,9 @@ def test_the_authors_fedgela_fragment_sets_head_optimiser_and_aggregation():
     assert method_head(cfg) == ("gela_authors", {"seed": 1, "temperature": 0.2, "p": 6})
     cpc = load_fed_config([SMOKE.parent / "fed_fmnist_pcdd3.yaml", SMOKE.parent / "fed_gela_cpc.yaml"])
     assert cpc.method == "fedgela" and cpc.gela_c == 3.0 and method_head(cpc)[0] == "gela"
+    equal = load_fed_config([SMOKE.parent / "fed_fmnist_lt100_pcdd2.yaml", SMOKE.parent / "fed_gela_equal.yaml"])
+    assert (equal.method, equal.gela_phi_min, equal.gela_phi_max, equal.gela_phi_missing) == ("fedgela", 1, 1, 0)
+    assert gela_scales([540, 6, 0], *gela_options(equal)).tolist() == [1.0, 1.0, 0.0]  # a head, a tail, a missing
     default = load_fed_config(SMOKE)  # nclab's defaults are unchanged
     assert (default.aggregate_by, default.local.grad_clip, default.local.drop_last) == ("samples", 0.0, False)
 
