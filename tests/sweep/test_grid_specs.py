@@ -120,7 +120,7 @@ def test_zoo_at_the_budget_is_the_zoo_with_the_budget_grids_settings():
 
 def test_fed_grid_spec():
     runs = expand(load_spec(SWEEPS / "fed_fmnist.yaml"), Path("out"))
-    assert len(runs) == 3 * 6 * 3
+    assert len(runs) == 3 * 5 * 3
     for r in runs:
         cfg = load_fed_config(r.files, r.overrides)
         assert cfg.rounds == 5 and cfg.seed == r.seed
