@@ -127,7 +127,7 @@ def load_fed_config(
             f"gela_phi_min must be >= 0 (0: FedGELA's own scales), got {out.gela_phi_min}",
         ),
         (
-            out.gela_phi_max is None or out.gela_phi_max >= max(out.gela_phi_min, 1e-12),
+            out.gela_phi_max is None or (out.gela_phi_max > 0 and out.gela_phi_max >= out.gela_phi_min),
             f"gela_phi_max must be > 0 and >= gela_phi_min ({out.gela_phi_min}), got {out.gela_phi_max} "
             "(null: no cap)",
         ),
