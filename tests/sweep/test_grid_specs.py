@@ -181,17 +181,43 @@ def test_fed_fair_pcdd2_spec_is_the_converge_protocol_with_a_learning_rate_axis(
         assert cfg == want, r.label
 
 
-def test_the_fair_pcdd2_records_copied_from_the_converge_grid_are_its_runs():
-    """The lr = 0.01 records of results/fed_fmnist_fair_pcdd2 were copied from results/fed_fmnist_converge
-    (the same resolved config and seed): the same rows and counts, a config that differs in run_dir only."""
+def test_fed_fair_settings_spec_is_the_settings_protocol_with_a_learning_rate_axis():
+    """fed_fmnist_fair_settings.yaml: fed_fmnist_converge_settings.yaml's runs (PCDD-3 and the IF = 100
+    profile) with fed_fmnist_fair_pcdd2.yaml's learning-rate axis and nothing else changed."""
+    settings = {
+        (r.axes["setting"], r.axes["method"], r.seed): r
+        for r in expand(load_spec(SWEEPS / "fed_fmnist_converge_settings.yaml"), Path("a"))
+    }
+    pcdd2_rates = load_spec(SWEEPS / "fed_fmnist_fair_pcdd2.yaml").axes["lr"]
+    spec = load_spec(SWEEPS / "fed_fmnist_fair_settings.yaml")
+    assert spec.axes["lr"] == pcdd2_rates
+    runs = expand(spec, Path("out"))
+    assert len(runs) == 2 * 3 * 7 * 3
+    for r in runs:
+        cfg = dataclasses.asdict(load_fed_config(r.files, r.overrides))
+        twin = settings[(r.axes["setting"], r.axes["method"], r.seed)]
+        want = dataclasses.asdict(load_fed_config(twin.files, twin.overrides))
+        want["local"]["lr"] = float(r.axes["lr"])
+        assert cfg == want, r.label
+
+
+@pytest.mark.parametrize(
+    ("grid", "source"),
+    [("fed_fmnist_fair_pcdd2", "fed_fmnist_converge"), ("fed_fmnist_fair_settings", "fed_fmnist_converge_settings")],
+)
+def test_the_fair_grids_records_copied_from_the_converge_grids_are_their_runs(grid, source):
+    """The lr = 0.01 records of the fair grids were copied from the converge grids (the same resolved
+    config and seed): the same rows and counts, a config that differs in run_dir only."""
     from omegaconf import OmegaConf
 
-    copied = sorted((RESULTS / "fed_fmnist_fair_pcdd2").glob("*/lr=0.01/seed=*"))
+    copied = sorted((RESULTS / grid).glob("**/lr=0.01/seed=*/sweep.json"))
     assert copied
-    for d in copied:
+    for d in (p.parent for p in copied):
         rec = json.loads((d / "sweep.json").read_text())
         src = ROOT / rec["copied_from"]
-        assert src.parent.name == d.parent.parent.name and src.name == d.name  # method, seed
+        assert src.is_relative_to(RESULTS / source)
+        # the same axes and seed: the source's path is the copy's without its lr=0.01 part
+        assert src.relative_to(RESULTS / source) == d.relative_to(RESULTS / grid).parent.parent / d.name
         for f in ("metrics.jsonl", "classes.json"):
             assert (d / f).read_bytes() == (src / f).read_bytes(), d / f
         a, b = (OmegaConf.to_container(OmegaConf.load(x / "config.yaml")) for x in (d, src))
