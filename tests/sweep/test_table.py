@@ -147,6 +147,32 @@ def test_best_of_keeps_each_arms_best_choice(tmp_path, capsys):
     assert "not an axis the table groups by" in capsys.readouterr().err
 
 
+def test_rows_follow_the_spec_as_it_reads_now_when_an_axis_gained_choices(tmp_path, monkeypatch, capsys):
+    """Records keep the choice indices of the spec when each ran. A batch size added in front of the axis
+    later (64 before 128 and 256) shares index 0 with 128's stale record, and 'batch=128' sorts before
+    'batch=64' by name; so the table reads the order from the spec the record names, and falls back to
+    the record's own order when that spec is gone."""
+    from tests.sweep.helpers import RECIPE
+
+    monkeypatch.chdir(tmp_path)
+    spec = tmp_path / "configs" / "g.yaml"
+    spec.parent.mkdir()
+    stale = {"128": [0], "256": [1], "64": [0]}  # 128 and 256 ran under the old spec, 64 under the new
+    for b, order in stale.items():
+        d = write_run(tmp_path / "out" / f"batch={b}" / "seed=0", [{"epoch": 1, "nc/nc1": 1 / int(b)}], epochs=1)
+        rec = {"axes": {"batch": b}, "seed": 0, "order": order, "spec": "configs/g.yaml"}
+        (d / "sweep.json").write_text(json.dumps(rec))
+    axis = "".join(f'    "{b}": [data.batch_size={b}]\n' for b in ["64", "128", "256"])
+    spec.write_text(f"base: [{RECIPE}]\naxes:\n  batch:\n{axis}seeds: [0]\n")
+    assert main(["table", "out", "--metrics", "nc/nc1", "--format", "csv"]) == 0
+    assert [r["batch"] for r in csv.DictReader(io.StringIO(capsys.readouterr().out))] == ["64", "128", "256"]
+    runs, _ = load_runs(find_runs(["out"]))
+    assert [(r.axes["batch"], r.order) for r in runs] == [("64", (0,)), ("128", (1,)), ("256", (2,))]
+    spec.unlink()  # gone: the records' own indices, ties by directory name
+    runs, _ = load_runs(find_runs(["out"]))
+    assert [(r.axes["batch"], r.order) for r in runs] == [("128", (0,)), ("64", (0,)), ("256", (1,))]
+
+
 def test_the_markdown_table_ends_with_the_grids_measured_cost(tmp_path, capsys):
     """CPU-hours = wall seconds x the run's CPUs, GPU-hours = seconds x the GPUs it reserved (a share of
     one where runs share it; 1 where it reserved none), per device (by hand below); records without a

@@ -65,9 +65,35 @@ def find_runs(paths: list[str | Path]) -> list[Path]:
     return list(dict.fromkeys(out))
 
 
+def _spec_order(rec: dict[str, Any], specs: dict[str, Any]) -> tuple | None:
+    """The record's choice indices in the axes of the spec it names, as that spec reads now (``None`` when
+    the spec cannot be read or no longer holds the record's choices): a choice added to an axis after a run
+    was recorded shifts the indices its ``order`` holds."""
+    from nclab.sweep.spec import load_spec
+
+    path = rec.get("spec")
+    if not isinstance(path, str):
+        return None
+    if path not in specs:
+        try:
+            specs[path] = load_spec(path).axes
+        except (NclabError, OSError):
+            specs[path] = None
+    axes, chosen = specs[path], rec.get("axes")
+    if axes is None or not isinstance(chosen, dict) or set(axes) != set(chosen):
+        return None
+    try:
+        return tuple(list(axes[a]).index(chosen[a]) for a in axes)
+    except ValueError:
+        return None
+
+
 def load_runs(dirs: list[Path]) -> tuple[list[RunRecord], list[Path]]:
-    """(complete runs, incomplete run directories), the runs in the sweep's order."""
+    """(complete runs, incomplete run directories), the runs in the sweep's order: the order of the choices
+    in the spec each record names, read now (relative paths from the working directory, as
+    ``nclab sweep`` writes them), else the order the record kept."""
     runs, incomplete = [], []
+    specs: dict[str, Any] = {}
     for d in dirs:
         run = RunDir(d)
         if not run.is_complete() and not run.is_diverged():  # a diverged run shows as such
@@ -77,7 +103,7 @@ def load_runs(dirs: list[Path]) -> tuple[list[RunRecord], list[Path]]:
         if (d / RECORD).is_file():
             rec = run.read_json(RECORD)
             cost = rec.get("cost") if isinstance(rec.get("cost"), dict) else None
-            order = tuple(rec.get("order") or ())
+            order = _spec_order(rec, specs) or tuple(rec.get("order") or ())
             runs.append(RunRecord(d, dict(rec["axes"]), rec.get("seed"), order, rows, cost))
         else:
             runs.append(RunRecord(d, {"run": d.name}, run.seed(), (), rows))
