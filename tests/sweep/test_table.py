@@ -136,7 +136,7 @@ def test_best_of_keeps_each_arms_best_choice(tmp_path, capsys):
     assert "minus head=lin at its own best lr" in capsys.readouterr().out
     assert main(["table", str(tmp_path), "--metrics", "nc/nc1", "--best-of", "lr=min:nc/nc1"]) == 0
     md = capsys.readouterr().out
-    assert md.startswith("The lr of each row is the one with the lowest mean nc/nc1 over seeds.")
+    assert md.startswith("The lr of each row is the one with the lowest mean nc/nc1 over the seeds that all")
     assert "| lin | 0.3 | 2 | 0.2000 ± 0.1414 |" in md and "| cos | 1.0 |" not in md
     for bad in ("lr=nc/nc1", "lr=least:nc/nc1", "lr=min:", "depth=min:nc/nc1"):
         with pytest.raises(ConfigError):
@@ -145,6 +145,28 @@ def test_best_of_keeps_each_arms_best_choice(tmp_path, capsys):
         aggregate(runs, metrics=["nc/nc1"], best_of="lr=min:nc/nc1", paired_against="lr=0.1")
     assert main(["table", str(tmp_path), "--group-by", "head", "--best-of", "lr=min:nc/nc1"]) == 2
     assert "not an axis the table groups by" in capsys.readouterr().err
+
+
+def test_best_of_compares_choices_on_the_seeds_they_share(tmp_path):
+    """A rate trained on seed 0 only is compared with the others on seed 0, not on its one seed against
+    their means over weaker seeds too (by hand: seed 0 gives 0.003 -> 0.80 > 0.001 -> 0.75, so 0.003
+    wins, though its 3-seed mean 0.70 is below 0.001's single 0.75); its row keeps all 3 seeds. Choices
+    that share no seed fall back to their own means (0.1 on seed 3 only: 0.90, against 0.003's 0.70)."""
+    acc = {"0.001": {0: 0.75}, "0.003": {0: 0.80, 1: 0.80, 2: 0.50}}
+    for lr, by_seed in acc.items():
+        for seed, v in by_seed.items():
+            row = [{"epoch": 1, "val/acc": v}]
+            d = write_run(tmp_path / "a" / f"lr={lr}" / f"seed={seed}", row, epochs=1, seed=seed)
+            rec = {"axes": {"m": "a", "lr": lr}, "seed": seed, "order": [0, list(acc).index(lr)]}
+            (d / "sweep.json").write_text(json.dumps(rec))
+    runs, _ = load_runs(find_runs([tmp_path / "a"]))
+    out = aggregate(runs, metrics=["val/acc"], best_of="lr=max:val/acc")
+    assert [(r["lr"], r["seeds"], round(r["val/acc"]["mean"], 12)) for r in out] == [("0.003", 3, 0.7)]
+    d = write_run(tmp_path / "b" / "lr=0.1" / "seed=3", [{"epoch": 1, "val/acc": 0.9}], epochs=1, seed=3)
+    (d / "sweep.json").write_text(json.dumps({"axes": {"m": "a", "lr": "0.1"}, "seed": 3, "order": [0, 2]}))
+    runs, _ = load_runs(find_runs([tmp_path / "a" / "lr=0.003", tmp_path / "b"]))
+    out = aggregate(runs, metrics=["val/acc"], best_of="lr=max:val/acc")
+    assert [(r["lr"], r["seeds"]) for r in out] == [("0.1", 1)]
 
 
 def test_rows_follow_the_spec_as_it_reads_now_when_an_axis_gained_choices(tmp_path, monkeypatch, capsys):

@@ -32,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--best-of",
         metavar="AXIS=min:KEY",
         help="keep, per group of the other axes, the choice of AXIS with the lowest (min) or highest (max) "
-        "mean KEY over seeds",
+        "mean KEY over the seeds all its choices ran",
     )
     p.add_argument("--format", choices=["md", "csv", "json"], default="md")
     p.add_argument("--out", help="write to this file (with --block: only between its block markers)")

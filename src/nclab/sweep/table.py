@@ -15,9 +15,10 @@ per-class list is read as its mean. A run that diverged (a row flagged ``diverge
 in the row read) shows as ``diverged``.
 
 ``best_of`` (``--best-of AXIS=min:KEY`` or ``AXIS=max:KEY``) keeps, in each group of the other axes, the
-one choice of AXIS whose mean KEY over seeds is lowest (highest): a parameter tuned per arm, as a user
-would tune it, with the chosen value in the AXIS column. Ties go to the choice first in the sweep's order;
-a choice with a diverged run or no value is never chosen. With ``paired_against`` too, each arm at its
+one choice of AXIS whose mean KEY is lowest (highest) over the seeds that all its choices ran (each
+choice's own seeds where they share none): a parameter tuned per arm, as a user would tune it, with the
+chosen value in the AXIS column (its row then shows every seed of that choice). Ties go to the choice
+first in the sweep's order; a choice with a diverged run or no value is never chosen. With ``paired_against`` too, each arm at its
 best choice is paired with the reference arm at the reference's own best choice (each tuned, as a user
 would tune each).
 """
@@ -231,7 +232,7 @@ def aggregate(
     best: dict[tuple, str] = {}  # other axes' choices -> the best choice of the best-of axis
     bi = 0
     if best_of:
-        best, bi = _best_choices(best_of, groups, group_by, at, group_of, runs)
+        best, bi = _best_choices(best_of, group_by, at, group_of, runs)
     if paired_against:
         axis, _, base = paired_against.partition("=")
         if axis not in axes or not base:
@@ -270,11 +271,12 @@ def aggregate(
     return out
 
 
-def _best_choices(
-    spec: str, groups: dict, group_by: list[str], at: str, group_of, runs
-) -> tuple[dict[tuple, str], int]:
+def _best_choices(spec: str, group_by: list[str], at: str, group_of, runs) -> tuple[dict[tuple, str], int]:
     """For ``AXIS=min:KEY`` / ``AXIS=max:KEY``: the best choice of AXIS for each group of the other
-    axes (ties to the choice first in the runs' order), and AXIS's index in ``group_by``."""
+    axes (ties to the choice first in the runs' order), and AXIS's index in ``group_by``. The choices are
+    compared on the mean KEY over the seeds they all ran (a paired comparison: a choice trained on one
+    good seed is not preferred over one whose mean takes in a weaker seed too); choices that share no
+    seed are compared on their own seeds' means."""
     axis, _, rest = spec.partition("=")
     sense, _, metric = rest.partition(":")
     if sense not in ("min", "max") or not metric:
@@ -285,23 +287,33 @@ def _best_choices(
         )
     key, which = _parse(metric, at)
     i = group_by.index(axis)
-    score: dict[tuple, float | None] = {}
+    vals: dict[tuple, list[tuple[Any, float]] | None] = {}  # group -> (seed, KEY); None: a run lacks it
     for r in runs:
-        g = group_of(r)
         row = _row(r.rows, which)
         v = None if row is None or _diverged(r.rows, row) else _value(row, key)
-        if g not in score:
-            score[g] = 0.0
-        score[g] = None if v is None or score[g] is None else score[g] + v
-    best: dict[tuple, tuple[float, tuple]] = {}
-    for g, total in score.items():
-        if total is None:
-            continue
-        mean = total / len(groups[g])
-        other = _without(g, i)
-        if other not in best or (mean < best[other][0] if sense == "min" else mean > best[other][0]):
-            best[other] = (mean, g)
-    return {other: g[i] for other, (_, g) in best.items()}, i
+        g = group_of(r)
+        got = vals.setdefault(g, [])
+        if got is not None:
+            vals[g] = None if v is None else [*got, (r.seed, v)]
+    candidates: dict[tuple, list[tuple]] = {}  # other axes' choices -> their groups, in the runs' order
+    for g, got in vals.items():
+        if got is not None:
+            candidates.setdefault(_without(g, i), []).append(g)
+    best: dict[tuple, str] = {}
+    for other, gs in candidates.items():
+        shared = set.intersection(*({s for s, _ in vals[g]} for g in gs))  # type: ignore[union-attr]
+
+        def mean(g: tuple) -> float:
+            xs = [v for s, v in vals[g] if not shared or s in shared]  # type: ignore[union-attr]
+            return sum(xs) / len(xs)
+
+        pick, top = gs[0], mean(gs[0])
+        for g in gs[1:]:
+            m = mean(g)
+            if m < top if sense == "min" else m > top:
+                pick, top = g, m
+        best[other] = pick[i]
+    return best, i
 
 
 def _without(g: tuple[str, ...], i: int) -> tuple[str, ...]:
@@ -373,7 +385,10 @@ def format_rows(rows: list[dict[str, Any]], group_by: list[str], metrics: list[s
         axis, _, rest = main[0]["best_of"].partition("=")
         sense, _, key = rest.partition(":")
         low = "lowest" if sense == "min" else "highest"
-        text = f"The {axis} of each row is the one with the {low} mean {key} over seeds.\n\n" + text
+        text = (
+            f"The {axis} of each row is the one with the {low} mean {key} over the seeds that all its "
+            f"{axis} choices ran (their own seeds where they share none).\n\n" + text
+        )
     if paired:
         ref = paired[0]["paired_against"]
         if "best_of" in paired[0]:
