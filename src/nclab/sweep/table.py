@@ -18,9 +18,9 @@ in the row read) shows as ``diverged``.
 one choice of AXIS whose mean KEY is lowest (highest) over the seeds that all its choices ran (each
 choice's own seeds where they share none): a parameter tuned per arm, as a user would tune it, with the
 chosen value in the AXIS column (its row then shows every seed of that choice). Ties go to the choice
-first in the sweep's order; a choice with a diverged run or no value is never chosen. With ``paired_against`` too, each arm at its
-best choice is paired with the reference arm at the reference's own best choice (each tuned, as a user
-would tune each).
+first in the sweep's order; a choice with a diverged run or no value is never chosen. With
+``paired_against`` too, each arm at its best choice is paired with the reference arm at the reference's
+own best choice (each tuned, as a user would tune each).
 """
 
 from __future__ import annotations
