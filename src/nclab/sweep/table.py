@@ -293,18 +293,20 @@ def _best_choices(spec: str, group_by: list[str], at: str, group_of, runs) -> tu
         v = None if row is None or _diverged(r.rows, row) else _value(row, key)
         g = group_of(r)
         got = vals.setdefault(g, [])
-        if got is not None:
-            vals[g] = None if v is None else [*got, (r.seed, v)]
+        if got is not None and v is None:
+            vals[g] = None
+        elif got is not None:
+            got.append((r.seed, v))
+    ok = {g: got for g, got in vals.items() if got is not None}  # the choices that may be chosen
     candidates: dict[tuple, list[tuple]] = {}  # other axes' choices -> their groups, in the runs' order
-    for g, got in vals.items():
-        if got is not None:
-            candidates.setdefault(_without(g, i), []).append(g)
+    for g in ok:
+        candidates.setdefault(_without(g, i), []).append(g)
     best: dict[tuple, str] = {}
     for other, gs in candidates.items():
-        shared = set.intersection(*({s for s, _ in vals[g]} for g in gs))  # type: ignore[union-attr]
+        shared = set.intersection(*({s for s, _ in ok[g]} for g in gs))
 
         def mean(g: tuple) -> float:
-            xs = [v for s, v in vals[g] if not shared or s in shared]  # type: ignore[union-attr]
+            xs = [v for s, v in ok[g] if not shared or s in shared]
             return sum(xs) / len(xs)
 
         pick, top = gs[0], mean(gs[0])
