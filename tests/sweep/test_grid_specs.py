@@ -183,16 +183,17 @@ def test_fed_fair_pcdd2_spec_is_the_converge_protocol_with_a_learning_rate_axis(
 
 def test_fed_fair_settings_spec_is_the_settings_protocol_with_a_learning_rate_axis():
     """fed_fmnist_fair_settings.yaml: fed_fmnist_converge_settings.yaml's runs (PCDD-3 and the IF = 100
-    profile) with fed_fmnist_fair_pcdd2.yaml's learning-rate axis and nothing else changed."""
+    profile) with fed_fmnist_fair_pcdd2.yaml's learning-rate axis plus 0.3 and nothing else changed."""
     settings = {
         (r.axes["setting"], r.axes["method"], r.seed): r
         for r in expand(load_spec(SWEEPS / "fed_fmnist_converge_settings.yaml"), Path("a"))
     }
     pcdd2_rates = load_spec(SWEEPS / "fed_fmnist_fair_pcdd2.yaml").axes["lr"]
     spec = load_spec(SWEEPS / "fed_fmnist_fair_settings.yaml")
-    assert spec.axes["lr"] == pcdd2_rates
+    assert list(spec.axes["lr"]) == [*pcdd2_rates, "0.3"]
+    assert all(spec.axes["lr"][k] == v for k, v in pcdd2_rates.items())
     runs = expand(spec, Path("out"))
-    assert len(runs) == 2 * 3 * 7 * 3
+    assert len(runs) == 2 * 3 * 8 * 3
     for r in runs:
         cfg = dataclasses.asdict(load_fed_config(r.files, r.overrides))
         twin = settings[(r.axes["setting"], r.axes["method"], r.seed)]
