@@ -287,26 +287,27 @@ def _best_choices(spec: str, group_by: list[str], at: str, group_of, runs) -> tu
         )
     key, which = _parse(metric, at)
     i = group_by.index(axis)
-    vals: dict[tuple, list[tuple[Any, float]] | None] = {}  # group -> (seed, KEY); None: a run lacks it
+    vals: dict[tuple, list[tuple[Any, float]]] = {}  # group -> (seed, KEY) of its runs
+    lacking: set[tuple] = set()  # groups with a diverged run or a run without KEY: never chosen
     for r in runs:
         row = _row(r.rows, which)
         v = None if row is None or _diverged(r.rows, row) else _value(row, key)
         g = group_of(r)
         got = vals.setdefault(g, [])
-        if got is not None and v is None:
-            vals[g] = None
-        elif got is not None:
+        if v is None:
+            lacking.add(g)
+        else:
             got.append((r.seed, v))
-    ok = {g: got for g, got in vals.items() if got is not None}  # the choices that may be chosen
     candidates: dict[tuple, list[tuple]] = {}  # other axes' choices -> their groups, in the runs' order
-    for g in ok:
-        candidates.setdefault(_without(g, i), []).append(g)
+    for g in vals:
+        if g not in lacking:
+            candidates.setdefault(_without(g, i), []).append(g)
     best: dict[tuple, str] = {}
     for other, gs in candidates.items():
-        shared = set.intersection(*({s for s, _ in ok[g]} for g in gs))
+        shared = set.intersection(*({s for s, _ in vals[g]} for g in gs))
 
         def mean(g: tuple) -> float:
-            xs = [v for s, v in ok[g] if not shared or s in shared]
+            xs = [v for s, v in vals[g] if not shared or s in shared]
             return sum(xs) / len(xs)
 
         pick, top = gs[0], mean(gs[0])
