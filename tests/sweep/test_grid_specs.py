@@ -167,18 +167,21 @@ def test_fed_converge_settings_spec_is_the_pcdd2_protocol_on_pcdd3_and_the_if100
 
 def test_fed_fair_pcdd2_spec_is_the_converge_protocol_with_a_learning_rate_axis():
     """fed_fmnist_fair_pcdd2.yaml: fed_fmnist_converge.yaml's runs of FedAvg, FedAvg + ETF, nclab's
-    FedGELA (C = K and C = classes per client) and the authors' variant with local.lr 0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03 or 0.1 and
-    nothing else changed."""
+    FedGELA (C = K and C = classes per client) and the authors' variant, and FedProx (FedAvg's run with
+    method fedprox), with local.lr 0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03 or 0.1 and nothing else
+    changed."""
     converge = {
         (r.axes["method"], r.seed): r for r in expand(load_spec(SWEEPS / "fed_fmnist_converge.yaml"), Path("a"))
     }
     runs = expand(load_spec(SWEEPS / "fed_fmnist_fair_pcdd2.yaml"), Path("out"))
-    assert len(runs) == 5 * 7 * 3
+    assert len(runs) == 6 * 7 * 3
     for r in runs:
         cfg = dataclasses.asdict(load_fed_config(r.files, r.overrides))
-        twin = converge[(r.axes["method"], r.seed)]
+        twin = converge[("fedavg" if r.axes["method"] == "fedprox" else r.axes["method"], r.seed)]
         want = dataclasses.asdict(load_fed_config(twin.files, twin.overrides))
         want["local"]["lr"] = float(r.axes["lr"])
+        if r.axes["method"] == "fedprox":
+            want["method"] = "fedprox"
         assert cfg == want, r.label
 
 
