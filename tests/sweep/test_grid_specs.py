@@ -187,21 +187,33 @@ def test_fed_fair_pcdd2_spec_is_the_converge_protocol_with_a_learning_rate_axis(
 
 def test_fed_fair_settings_spec_is_the_settings_protocol_with_a_learning_rate_axis():
     """fed_fmnist_fair_settings.yaml: fed_fmnist_converge_settings.yaml's runs (PCDD-3 and the IF = 100
-    profile) with fed_fmnist_fair_pcdd2.yaml's learning-rate axis plus 0.3 and nothing else changed."""
+    profile) with fed_fmnist_fair_pcdd2.yaml's learning-rate axis plus 0.3 and nothing else changed; the
+    authors' FedGELA variant (not in the converge grid) is fed_fmnist_fair_pcdd2.yaml's run of it with
+    the setting changed."""
     settings = {
         (r.axes["setting"], r.axes["method"], r.seed): r
         for r in expand(load_spec(SWEEPS / "fed_fmnist_converge_settings.yaml"), Path("a"))
     }
-    pcdd2_rates = load_spec(SWEEPS / "fed_fmnist_fair_pcdd2.yaml").axes["lr"]
+    pcdd2_spec = load_spec(SWEEPS / "fed_fmnist_fair_pcdd2.yaml")
+    pcdd2_rates = pcdd2_spec.axes["lr"]
+    pcdd2 = {(r.axes["method"], r.axes["lr"], r.seed): r for r in expand(pcdd2_spec, Path("b"))}
     spec = load_spec(SWEEPS / "fed_fmnist_fair_settings.yaml")
     assert list(spec.axes["lr"]) == [*pcdd2_rates, "0.3"]
     assert all(spec.axes["lr"][k] == v for k, v in pcdd2_rates.items())
     runs = expand(spec, Path("out"))
-    assert len(runs) == 2 * 3 * 8 * 3
+    assert len(runs) == 2 * 4 * 8 * 3
     for r in runs:
         cfg = dataclasses.asdict(load_fed_config(r.files, r.overrides))
-        twin = settings[(r.axes["setting"], r.axes["method"], r.seed)]
-        want = dataclasses.asdict(load_fed_config(twin.files, twin.overrides))
+        if r.axes["method"] == "fedgela_authors":
+            twin = pcdd2[("fedgela_authors", "0.01", r.seed)]
+            want = dataclasses.asdict(load_fed_config(twin.files, twin.overrides))
+            if r.axes["setting"] == "pcdd3":
+                want["partition"]["classes_per_client"] = 3
+            else:
+                want["data"]["imbalance"] = 100.0
+        else:
+            twin = settings[(r.axes["setting"], r.axes["method"], r.seed)]
+            want = dataclasses.asdict(load_fed_config(twin.files, twin.overrides))
         want["local"]["lr"] = float(r.axes["lr"])
         assert cfg == want, r.label
 
