@@ -63,6 +63,43 @@ def test_fedprox_pulls_towards_the_received_weights():
     assert moved(10.0) < moved(0.0)
 
 
+def test_fedprox_steps_match_a_float64_hand_computation():
+    """Two full-batch SGD steps on (mean CE) + (mu/2) ||w - w_global||^2 (Li et al., MLSys 2020, eq. 2)
+    against numpy in float64 with the gradients written out: the proximal term is 0 at the first step
+    (w = w_global) and adds mu (w1 - w_global) to the second."""
+    import numpy as np
+
+    torch.manual_seed(0)
+    net = Network(torch.nn.Linear(3, 4), create_head("linear", 4, 2)).double()
+    w = {n: p.detach().numpy().copy() for n, p in net.named_parameters()}
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(6, 3, generator=g, dtype=torch.float64), torch.tensor([0, 1, 1, 0, 1, 0])
+    xn, onehot = x.numpy(), np.eye(2)[y.numpy()]
+    lr, mu = 0.3, 2.0
+
+    def forward(v):
+        f = xn @ v["model.weight"].T + v["model.bias"]
+        return f, f @ v["head.weight"].T + v["head.bias"]
+
+    assert np.allclose(forward(w)[1], net(x)[1].detach().numpy())
+
+    def grads(v):  # d(mean CE)/dv, by hand
+        f, z = forward(v)
+        p = np.exp(z - z.max(1, keepdims=True))
+        dz = (p / p.sum(1, keepdims=True) - onehot) / len(xn)
+        df = dz @ v["head.weight"]
+        return {"head.weight": dz.T @ f, "head.bias": dz.sum(0), "model.weight": df.T @ xn, "model.bias": df.sum(0)}
+
+    v = dict(w)
+    for _ in range(2):
+        gv = grads(v)
+        v = {n: v[n] - lr * (gv[n] + mu * (v[n] - w[n])) for n in v}
+    cfg = LocalConfig(epochs=2, batch_size=6, lr=lr, momentum=0.0, weight_decay=0.0)
+    local_train(net, x, y, cfg, generator=torch.Generator().manual_seed(2), prox_mu=mu)
+    for n, p in net.named_parameters():
+        np.testing.assert_allclose(p.detach().numpy(), v[n], rtol=1e-10, atol=1e-12)
+
+
 def test_missing_class_cosine():
     w = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [2.0, 2.0]])
     assert missing_class_cosine(w, [3, 3, 0, 0]) == pytest.approx(1.0)
