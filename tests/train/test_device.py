@@ -15,6 +15,7 @@ from nclab.train.device import (
     init_distributed,
     steps_per_epoch,
     to_device,
+    wait_for_all_ranks,
 )
 from tests.train.helpers import SMOKE
 
@@ -102,7 +103,9 @@ def test_a_process_group_the_user_made_is_theirs_and_close_destroys_one(monkeypa
         monkeypatch.setenv("WORLD_SIZE", "2")
         assert init_distributed(torch.device("cpu")) == (0, 1, False)  # the group's own rank and size
         assert dist.is_initialized()
+        wait_for_all_ranks()  # one rank: nothing to wait for
     finally:
         close_distributed()
     assert not dist.is_initialized()
     close_distributed()  # nothing to destroy: no error
+    wait_for_all_ranks()  # no group: no error (the two-rank wait runs in tests/train/test_ddp.py)

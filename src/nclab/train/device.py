@@ -109,6 +109,20 @@ def init_distributed(device: torch.device) -> tuple[int, int, bool]:
     return dist.get_rank(), dist.get_world_size(), created
 
 
+def wait_for_all_ranks() -> None:
+    """Block until every rank of the default gloo group gets here, with no practical time limit (rank 0
+    may train stage 2 alone for long), so that the ranks leave together: a rank that tears its gloo
+    group down while rank 0 still works can abort ("terminate called without an active exception").
+    A no-op without a group, with one rank, or on NCCL (whose watchdog would time a long wait out)."""
+    import datetime
+
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        if dist.get_backend() == "gloo":
+            dist.monitored_barrier(timeout=datetime.timedelta(days=7))
+
+
 def close_distributed() -> None:
     """Destroy the default process group, if any. A rank that exits with its group alive can abort in
     the backend's teardown ("terminate called without an active exception") while another rank still

@@ -43,6 +43,7 @@ from nclab.train.device import (  # noqa: F401  (steps_per_epoch, amp_dtype, to_
     init_distributed,
     steps_per_epoch,
     to_device,
+    wait_for_all_ranks,
 )
 from nclab.train.evaluate import evaluate
 from nclab.train.hook_state import hook_states, restore_hooks
@@ -276,7 +277,10 @@ class Trainer:
     def fit(self) -> Path:
         """Train to ``train.epochs`` (then stage 2, if configured); returns the run directory."""
         try:
-            return self._fit()
+            out = self._fit()
+            if self._own_group:
+                wait_for_all_ranks()  # rank 0 may still be in stage 2: leave together (not on failure)
+            return out
         finally:
             self.close()
 
