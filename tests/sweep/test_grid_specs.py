@@ -148,6 +148,16 @@ def test_fed_converge_spec_trains_every_method_with_the_authors_optimiser():
         assert cfg.head.name == ("gela_authors" if method == "fedgela_authors" else "")
 
 
+def _in_setting(pcdd2: dict, setting: str) -> dict:
+    """A resolved PCDD-2 config (as a dict) moved to a settings grid's ``setting``: PCDD-3 holds 3 classes
+    per client, lt100_pcdd2 draws from the IF = 100 profile; nothing else differs."""
+    if setting == "pcdd3":
+        pcdd2["partition"]["classes_per_client"] = 3
+    else:
+        pcdd2["data"]["imbalance"] = 100.0
+    return pcdd2
+
+
 def test_fed_converge_settings_spec_is_the_pcdd2_protocol_on_pcdd3_and_the_if100_profile():
     pcdd2 = {
         r.axes["method"]: r for r in expand(load_spec(SWEEPS / "fed_fmnist_converge.yaml"), Path("a")) if r.seed == 0
@@ -158,11 +168,7 @@ def test_fed_converge_settings_spec_is_the_pcdd2_protocol_on_pcdd3_and_the_if100
         cfg = dataclasses.asdict(load_fed_config(r.files, r.overrides))
         twin = pcdd2[r.axes["method"]]
         want = dataclasses.asdict(load_fed_config(twin.files, [*twin.overrides, f"seed={r.seed}"]))
-        if r.axes["setting"] == "pcdd3":
-            want["partition"]["classes_per_client"] = 3
-        else:
-            want["data"]["imbalance"] = 100.0
-        assert cfg == want, r.label
+        assert cfg == _in_setting(want, r.axes["setting"]), r.label
 
 
 def test_fed_fair_pcdd2_spec_is_the_converge_protocol_with_a_learning_rate_axis():
@@ -206,11 +212,7 @@ def test_fed_fair_settings_spec_is_the_settings_protocol_with_a_learning_rate_ax
         cfg = dataclasses.asdict(load_fed_config(r.files, r.overrides))
         if r.axes["method"] == "fedgela_authors":
             twin = pcdd2[("fedgela_authors", "0.01", r.seed)]
-            want = dataclasses.asdict(load_fed_config(twin.files, twin.overrides))
-            if r.axes["setting"] == "pcdd3":
-                want["partition"]["classes_per_client"] = 3
-            else:
-                want["data"]["imbalance"] = 100.0
+            want = _in_setting(dataclasses.asdict(load_fed_config(twin.files, twin.overrides)), r.axes["setting"])
         else:
             twin = settings[(r.axes["setting"], r.axes["method"], r.seed)]
             want = dataclasses.asdict(load_fed_config(twin.files, twin.overrides))
