@@ -193,9 +193,10 @@ def test_fed_fair_pcdd2_spec_is_the_converge_protocol_with_a_learning_rate_axis(
 
 def test_fed_fair_settings_spec_is_the_settings_protocol_with_a_learning_rate_axis():
     """fed_fmnist_fair_settings.yaml: fed_fmnist_converge_settings.yaml's runs (PCDD-3 and the IF = 100
-    profile) with fed_fmnist_fair_pcdd2.yaml's learning-rate axis plus 0.3 and nothing else changed; the
-    authors' FedGELA variant and FedGELA with C = classes per client (not in the converge grid) are
-    fed_fmnist_fair_pcdd2.yaml's runs of them with the setting changed (C follows it: 3 on PCDD-3)."""
+    profile) with fed_fmnist_fair_pcdd2.yaml's learning-rate axis plus 0.3 and nothing else changed
+    (FedProx: FedAvg's run with method fedprox); the authors' FedGELA variant and FedGELA with
+    C = classes per client (not in the converge grid) are fed_fmnist_fair_pcdd2.yaml's runs of them
+    with the setting changed (C follows it: 3 on PCDD-3)."""
     settings = {
         (r.axes["setting"], r.axes["method"], r.seed): r
         for r in expand(load_spec(SWEEPS / "fed_fmnist_converge_settings.yaml"), Path("a"))
@@ -207,7 +208,7 @@ def test_fed_fair_settings_spec_is_the_settings_protocol_with_a_learning_rate_ax
     assert list(spec.axes["lr"]) == [*pcdd2_rates, "0.3"]
     assert all(spec.axes["lr"][k] == v for k, v in pcdd2_rates.items())
     runs = expand(spec, Path("out"))
-    assert len(runs) == 2 * 5 * 8 * 3
+    assert len(runs) == 2 * 6 * 8 * 3
     for r in runs:
         cfg = dataclasses.asdict(load_fed_config(r.files, r.overrides))
         if r.axes["method"] in ("fedgela_authors", "fedgela_cpc"):
@@ -217,8 +218,9 @@ def test_fed_fair_settings_spec_is_the_settings_protocol_with_a_learning_rate_ax
                 assert want["gela_c"] == 2
                 want["gela_c"] = {"pcdd3": 3, "lt100_pcdd2": 2}[r.axes["setting"]]
         else:
-            twin = settings[(r.axes["setting"], r.axes["method"], r.seed)]
+            twin = settings[(r.axes["setting"], r.axes["method"].replace("fedprox", "fedavg"), r.seed)]
             want = dataclasses.asdict(load_fed_config(twin.files, twin.overrides))
+            want["method"] = r.axes["method"]
         want["local"]["lr"] = float(r.axes["lr"])
         assert cfg == want, r.label
 
