@@ -214,9 +214,9 @@ def test_fed_fair_settings_spec_is_the_settings_protocol_with_a_learning_rate_ax
         if r.axes["method"] in ("fedgela_authors", "fedgela_cpc"):
             twin = pcdd2[(r.axes["method"], "0.01", r.seed)]
             want = _in_setting(dataclasses.asdict(load_fed_config(twin.files, twin.overrides)), r.axes["setting"])
-            if r.axes["method"] == "fedgela_cpc":
+            if r.axes["method"] == "fedgela_cpc":  # C is the setting's classes per client
                 assert want["gela_c"] == 2
-                want["gela_c"] = {"pcdd3": 3, "lt100_pcdd2": 2}[r.axes["setting"]]
+                want["gela_c"] = want["partition"]["classes_per_client"]
         else:
             twin = settings[(r.axes["setting"], r.axes["method"].replace("fedprox", "fedavg"), r.seed)]
             want = dataclasses.asdict(load_fed_config(twin.files, twin.overrides))
