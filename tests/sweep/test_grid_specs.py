@@ -225,6 +225,32 @@ def test_fed_fair_settings_spec_is_the_settings_protocol_with_a_learning_rate_ax
         assert cfg == want, r.label
 
 
+def test_the_whole_fair_grid_is_the_union_of_its_two_cuts():
+    """fed_fmnist_fair.yaml: 3 settings x 6 methods x 8 learning rates x 3 seeds, and every run of
+    fed_fmnist_fair_pcdd2.yaml (PCDD-2) and fed_fmnist_fair_settings.yaml is one of its runs with the same
+    resolved config; PCDD-2 at 0.3, in neither cut, is the cut's run at 0.1 with the rate changed."""
+    whole = {
+        (r.axes["setting"], r.axes["method"], r.axes["lr"], r.seed): r
+        for r in expand(load_spec(SWEEPS / "fed_fmnist_fair.yaml"), Path("out"))
+    }
+    assert len(whole) == 3 * 6 * 8 * 3
+    cuts = {
+        ("pcdd2", r.axes["method"], r.axes["lr"], r.seed): r
+        for r in expand(load_spec(SWEEPS / "fed_fmnist_fair_pcdd2.yaml"), Path("a"))
+    }
+    cuts |= {
+        (r.axes["setting"], r.axes["method"], r.axes["lr"], r.seed): r
+        for r in expand(load_spec(SWEEPS / "fed_fmnist_fair_settings.yaml"), Path("b"))
+    }
+    assert set(whole) - set(cuts) == {("pcdd2", m, "0.3", s) for m in {k[1] for k in whole} for s in (0, 1, 2)}
+    for key, r in whole.items():
+        cfg = dataclasses.asdict(load_fed_config(r.files, r.overrides))
+        twin = cuts.get(key) or cuts[(*key[:2], "0.1", key[3])]
+        want = dataclasses.asdict(load_fed_config(twin.files, twin.overrides))
+        want["local"]["lr"] = float(key[2])
+        assert cfg == want, r.label
+
+
 @pytest.mark.parametrize(
     ("grid", "source"),
     [("fed_fmnist_fair_pcdd2", "fed_fmnist_converge"), ("fed_fmnist_fair_settings", "fed_fmnist_converge_settings")],
